@@ -1,0 +1,152 @@
+/*
+ * cmd_run.c — `p4p run SCENARIO [--seed N] [--set KEY=VALUE]... [--out FILE] [--quiet]`.
+ *
+ * Loads the scenario (errors: FILE:LINE:COLUMN: message, exit 2), runs it with sim_run(),
+ * shows progress on stderr (one line redrawn in place on a terminal, plain lines otherwise)
+ * and prints a summary table on stdout.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "run.h"
+#include "scenario.h"
+
+#define OVERRIDES_MAX 256
+
+struct progress {
+    double start_s, last_s;
+    uint64_t duration_ns;
+    int tty;
+    int quiet;
+};
+
+static void on_progress(void *ctx, uint64_t now_ns, uint64_t events)
+{
+    struct progress *p = ctx;
+    double t = cli_wall_s();
+    if (p->quiet || t - p->last_s < (p->tty ? 0.2 : 5.0)) {
+        return;
+    }
+    p->last_s = t;
+    double elapsed = t - p->start_s;
+    double frac = p->duration_ns ? (double)now_ns / (double)p->duration_ns : 0;
+    double eta = frac > 0 ? elapsed * (1 - frac) / frac : 0;
+    fprintf(stderr, "%ssim %.1fs / %.1fs (%3.0f%%)  %.2fM events  %.2fM ev/s  ETA %.0fs%s",
+            p->tty ? "\r" : "", (double)now_ns / 1e9, (double)p->duration_ns / 1e9, frac * 100,
+            (double)events / 1e6, elapsed > 0 ? (double)events / elapsed / 1e6 : 0, eta,
+            p->tty ? "\033[K" : "\n");
+    fflush(stderr);
+}
+
+static void print_summary(const char *out, const struct sim_config *cfg,
+                          const struct sim_run_summary *s)
+{
+    printf("results      %s\n", out);
+    printf("scenario     %s (seed %llu)\n", cfg->name, (unsigned long long)cfg->seed);
+    printf("nodes        %u (%llu links, %u component%s)\n", s->nodes,
+           (unsigned long long)s->edges, s->components, s->components == 1 ? "" : "s");
+    printf("simulated    %.3f s, %llu events\n", (double)s->sim_end_ns / 1e9,
+           (unsigned long long)s->events);
+    printf("updates      %llu published, %llu deliveries, coverage %.4f\n",
+           (unsigned long long)s->updates, (unsigned long long)s->deliveries, s->coverage);
+    printf("latency      p50 %.3f s, p90 %.3f s, p99 %.3f s\n", s->latency_p50_s,
+           s->latency_p90_s, s->latency_p99_s);
+    printf("traffic      %llu frames, %llu bytes, %llu lost on links\n",
+           (unsigned long long)s->frames_sent, (unsigned long long)s->bytes_sent,
+           (unsigned long long)s->frames_lost);
+    printf("wall         %.2f s setup, %.2f s run, %.2fM events/s, peak %ld KiB, %.0f B/node\n",
+           s->setup_s, s->wall_s, s->events_per_s / 1e6, s->peak_rss_kb, s->bytes_per_node);
+}
+
+static int usage(void)
+{
+    fputs("usage: p4p run SCENARIO [--seed N] [--set KEY=VALUE]... [--out FILE] [--quiet]\n",
+          stderr);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"seed", required_argument, NULL, 's'}, {"set", required_argument, NULL, 'S'},
+        {"out", required_argument, NULL, 'o'},  {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+    };
+    struct sim_override ov[OVERRIDES_MAX];
+    size_t ov_count = 0;
+    const char *out = NULL;
+    int quiet = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "qho:", opts, NULL)) != -1) {
+        if (c == 'S' || c == 's') {
+            char *eq = c == 'S' ? strchr(optarg, '=') : NULL;
+            if ((c == 'S' && eq == NULL) || ov_count == OVERRIDES_MAX) {
+                fprintf(stderr, "p4p run: --set takes KEY=VALUE (at most %d)\n", OVERRIDES_MAX);
+                return CLI_EXIT_USAGE;
+            }
+            if (c == 'S') {
+                *eq = '\0';
+                ov[ov_count++] = (struct sim_override){optarg, eq + 1};
+            } else {
+                ov[ov_count++] = (struct sim_override){"seed", optarg};
+            }
+        } else if (c == 'o') {
+            out = optarg;
+        } else if (c == 'q') {
+            quiet = 1;
+        } else if (c == 'h') {
+            usage();
+            return CLI_EXIT_OK;
+        } else {
+            return usage();
+        }
+    }
+    if (optind != argc - 1) {
+        return usage();
+    }
+    const char *path = argv[optind];
+    struct sim_config cfg;
+    char err[1024];
+    if (sim_scenario_load(path, ov, ov_count, &cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return CLI_EXIT_USAGE;
+    }
+    char default_out[SIM_NAME_MAX + 64];
+    if (out == NULL) {
+        snprintf(default_out, sizeof(default_out), "%s-seed%llu.sqlite", cfg.name,
+                 (unsigned long long)cfg.seed);
+        out = default_out;
+    }
+    if (cli_sodium_init_seeded(cfg.seed) != 0) {
+        fputs("p4p run: libsodium failed to initialise\n", stderr);
+        return CLI_EXIT_FAIL;
+    }
+    struct progress prog = {cli_wall_s(), 0, cfg.duration_ns, isatty(STDERR_FILENO), quiet};
+    struct sim_run_opts o = {
+        .scenario_path = path,
+        .out_path = out,
+        .progress = on_progress,
+        .progress_ctx = &prog,
+        .wall_s = cli_wall_s,
+        .peak_rss_kb = cli_peak_rss_kb,
+    };
+    if (!quiet) {
+        fprintf(stderr, "p4p run: %s, %u nodes, %.1f s simulated, seed %llu\n", cfg.name,
+                cfg.nodes.count, (double)cfg.duration_ns / 1e9, (unsigned long long)cfg.seed);
+    }
+    struct sim_run_summary s;
+    int rc = sim_run(&cfg, &o, &s, err, sizeof(err));
+    if (prog.tty && !quiet && prog.last_s > 0) {
+        fputs("\r\033[K", stderr);
+    }
+    if (rc != 0) {
+        fprintf(stderr, "p4p run: %s\n", err);
+        return CLI_EXIT_FAIL;
+    }
+    print_summary(out, &cfg, &s);
+    return CLI_EXIT_OK;
+}

@@ -1,0 +1,70 @@
+/*
+ * envelope.h — the engine's wire messages: a versioned envelope in deterministic CBOR.
+ *
+ * Every frame is one CBOR array whose first two elements are the wire version (1) and the
+ * message kind. docs/PROTOCOL.md gives the byte layout; in short:
+ *
+ *   UPDATE  [1, 1, hops, body: bstr, sig: bstr .size 64]
+ *           body = [origin: bstr .size 32, seq: uint, created_ns: uint, payload: bstr]
+ *           sig  = Ed25519(origin's key, body bytes); update id = BLAKE2b-256(body bytes)
+ *   DIGEST  [1, 2, ids: bstr]     ids = n * 8-byte id prefixes: "these are my newest"
+ *   WANT    [1, 3, ids: bstr]     "send me these"
+ *
+ * Decoding is strict (deterministic encoding only, exact lengths, no trailing bytes) and
+ * returns pointers into the caller's buffer; nothing is allocated.
+ */
+#ifndef P4P_ENVELOPE_H
+#define P4P_ENVELOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ENV_VERSION 1
+#define ENV_ID_PREFIX_LEN 8
+
+enum env_kind {
+    ENV_UPDATE = 1,
+    ENV_DIGEST = 2,
+    ENV_WANT = 3,
+};
+
+/* Bytes an UPDATE adds around its payload, at most (used for MTU checks). */
+#define ENV_UPDATE_OVERHEAD 136
+
+struct env_update {
+    uint64_t hops;
+    const uint8_t *body;
+    size_t body_len;
+    const uint8_t *origin; /* 32 bytes */
+    uint64_t seq;
+    uint64_t created_ns;
+    const uint8_t *payload;
+    size_t payload_len;
+    const uint8_t *sig; /* 64 bytes */
+};
+
+struct env_ids {
+    const uint8_t *ids; /* count * ENV_ID_PREFIX_LEN bytes */
+    size_t count;
+};
+
+struct env_msg {
+    enum env_kind kind;
+    union {
+        struct env_update update;
+        struct env_ids ids;
+    } u;
+};
+
+/* Returns 0, P4P_EMALFORMED, or P4P_EVERSION (well-formed but another wire version). */
+int env_decode(const uint8_t *buf, size_t len, struct env_msg *out);
+
+/* Encoders return the encoded length, or 0 when it does not fit in `cap`. */
+size_t env_encode_body(uint8_t *out, size_t cap, const uint8_t origin[32], uint64_t seq,
+                       uint64_t created_ns, const uint8_t *payload, size_t payload_len);
+size_t env_encode_update(uint8_t *out, size_t cap, uint64_t hops, const uint8_t *body,
+                         size_t body_len, const uint8_t sig[64]);
+size_t env_encode_ids(uint8_t *out, size_t cap, enum env_kind kind, const uint8_t *ids,
+                      size_t count);
+
+#endif /* P4P_ENVELOPE_H */

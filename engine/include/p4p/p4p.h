@@ -1,0 +1,224 @@
+/*
+ * p4p.h — the public API of the p4p engine: one peer-for-peer node, sans-I/O.
+ *
+ * The engine never reads a clock, opens a socket, sleeps, starts a thread or asks the OS for
+ * randomness. The host (the simulator in sim/, the live runtime in net/) owns all of that:
+ *
+ *   host                                   engine (p4p_node)
+ *   ----                                   -----------------
+ *   p4p_node_link(now, UP peer 7)     -->  neighbour table
+ *   p4p_node_recv(now, frame)         -->  decode, verify, deliver, forward
+ *   p4p_node_timeout(now)             -->  periodic work (gossip rounds)
+ *   p4p_node_publish(now, bytes)      -->  sign a new update, send it
+ *   p4p_node_poll_frame()             <--  frames to carry out, until P4P_EAGAIN
+ *   p4p_node_poll_event()             <--  what happened (delivered, published)
+ *   p4p_node_deadline()               <--  when to call p4p_node_timeout next
+ *
+ * After every input call the host drains frames and events, then schedules the deadline.
+ * Memory: the node allocates at create time and grows only its bounded tables; every bound is
+ * a field of struct p4p_config.
+ */
+#ifndef P4P_P4P_H
+#define P4P_P4P_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define P4P_VERSION "0.1.0"
+
+/* ---- Errors -------------------------------------------------------------------------------- */
+
+/* One table gives the codes and p4p_strerror(). Functions that can fail return 0 or one of
+ * these negative codes. */
+#define P4P_ERRORS(X)                                                                              \
+    X(OK, 0, "success")                                                                            \
+    X(INVAL, -1, "invalid argument")                                                               \
+    X(NOMEM, -2, "out of memory")                                                                  \
+    X(AGAIN, -3, "nothing to return")                                                              \
+    X(MALFORMED, -4, "malformed input")                                                            \
+    X(BADSIG, -5, "bad signature")                                                                 \
+    X(VERSION, -6, "unsupported version")                                                          \
+    X(DUPLICATE, -7, "duplicate")                                                                  \
+    X(FULL, -8, "capacity exceeded")                                                               \
+    X(TOOBIG, -9, "does not fit")                                                                  \
+    X(NOTFOUND, -10, "not found")                                                                  \
+    X(IO, -11, "input/output error")                                                               \
+    X(PARSE, -12, "parse error")                                                                   \
+    X(UNKNOWN_PEER, -13, "unknown peer")
+
+enum p4p_error {
+#define P4P_ERROR_ENUM_(name, code, text) P4P_E##name = (code),
+    P4P_ERRORS(P4P_ERROR_ENUM_)
+#undef P4P_ERROR_ENUM_
+};
+
+/* A static string for any code; unknown codes give "unknown error". */
+const char *p4p_strerror(int err);
+
+/* ---- Time, addresses, frames --------------------------------------------------------------- */
+
+/* Monotonic nanoseconds on the host's clock (simulated or real). */
+typedef uint64_t p4p_time_ns;
+#define P4P_TIME_NONE UINT64_MAX
+
+/* A link-layer address, assigned by the host: in the simulator a node index, in live mode a
+ * slot in the runtime's peer table. The engine treats it as an opaque handle. */
+typedef uint32_t p4p_addr;
+#define P4P_ADDR_BROADCAST UINT32_MAX
+
+/* A frame crossing the boundary. On p4p_node_recv, `peer` is the link-layer source and the
+ * caller owns `data` for the duration of the call. On p4p_node_poll_frame, `peer` is the
+ * destination (or P4P_ADDR_BROADCAST) and `data` points into the node; it stays valid until
+ * the next input call (recv, timeout, link, publish) on the same node. */
+struct p4p_frame {
+    uint32_t iface;
+    p4p_addr peer;
+    const uint8_t *data;
+    size_t len;
+};
+
+enum p4p_link_kind {
+    P4P_LINK_UP = 1,
+    P4P_LINK_DOWN = 2,
+};
+
+/* A neighbour became reachable, or stopped being reachable, on an interface. */
+struct p4p_link_event {
+    enum p4p_link_kind kind;
+    uint32_t iface;
+    p4p_addr peer;
+};
+
+/* ---- Events -------------------------------------------------------------------------------- */
+
+enum p4p_event_kind {
+    P4P_EVENT_PUBLISHED = 1, /* this node signed and sent a new update */
+    P4P_EVENT_DELIVERED = 2, /* an update from another node arrived for the first time */
+};
+
+/* Update ids are the BLAKE2b-256 hash of the signed body (see docs/PROTOCOL.md). `payload`
+ * follows the same validity rule as polled frames. */
+struct p4p_event {
+    enum p4p_event_kind kind;
+    uint8_t id[32];
+    uint8_t origin[32]; /* the author's Ed25519 public key */
+    uint64_t seq;       /* the author's sequence number, from 1 */
+    p4p_time_ns created_ns;
+    uint32_t hops; /* links crossed; 0 for PUBLISHED */
+    p4p_addr from; /* link-layer neighbour it came from; P4P_ADDR_BROADCAST for PUBLISHED */
+    const uint8_t *payload;
+    size_t payload_len;
+};
+
+/* ---- Environment and configuration --------------------------------------------------------- */
+
+struct p4p_sigcache;
+
+/* What the host injects. Nothing here is global: each node gets its own. */
+struct p4p_env {
+    void *ctx;
+    /* Required. Fill `out` with random bytes: a seeded stream in simulation, the OS in live
+     * mode. The node draws its identity seed from it at create time. */
+    void (*random)(void *ctx, uint8_t *out, size_t len);
+    /* Optional. Human-readable diagnostics; level 0 = error .. 3 = debug. */
+    void (*log)(void *ctx, int level, const char *msg);
+    /* Optional, shared between nodes of one host: remembers signatures already verified, so
+     * that a thousand simulated nodes holding the same bytes verify them once. Results are
+     * identical with or without it. */
+    struct p4p_sigcache *sigcache;
+};
+
+enum p4p_app {
+    P4P_APP_FLOOD = 1,  /* forward each new update once to every neighbour but the sender */
+    P4P_APP_GOSSIP = 2, /* eager push to a few neighbours plus periodic push-pull repair */
+};
+
+struct p4p_config {
+    enum p4p_app app;
+    uint32_t mtu;           /* largest frame the node emits, bytes */
+    uint32_t neighbour_max; /* neighbour table bound */
+    uint32_t seen_max;      /* duplicate-suppression memory, updates */
+    uint32_t store_max;     /* updates kept for repair (gossip), newest first */
+    uint32_t outbox_max;    /* frames queued between two drains; more are dropped, counted */
+    uint32_t payload_max;   /* largest application payload accepted, bytes */
+    /* gossip */
+    p4p_time_ns gossip_interval_ns; /* mean time between push-pull rounds */
+    uint32_t gossip_fanout;         /* neighbours that get a new update eagerly */
+    uint32_t gossip_digest_max;     /* update ids offered per round */
+};
+
+/* Fills sensible defaults (documented in docs/PROTOCOL.md). */
+void p4p_config_default(struct p4p_config *cfg);
+
+/* ---- Statistics ---------------------------------------------------------------------------- */
+
+/* Every counter a node keeps; the host writes them all into results by name. */
+#define P4P_STATS(X)                                                                               \
+    X(frames_in)                                                                                   \
+    X(bytes_in)                                                                                    \
+    X(frames_out)                                                                                  \
+    X(bytes_out)                                                                                   \
+    X(published)                                                                                   \
+    X(delivered)                                                                                   \
+    X(duplicates)                                                                                  \
+    X(dropped_malformed)                                                                           \
+    X(dropped_version)                                                                             \
+    X(dropped_badsig)                                                                              \
+    X(dropped_outbox_full)                                                                         \
+    X(dropped_too_big)                                                                             \
+    X(sig_verified)                                                                                \
+    X(sig_cache_hits)                                                                              \
+    X(seen_evicted)                                                                                \
+    X(gossip_rounds)                                                                               \
+    X(digests_in)                                                                                  \
+    X(wants_in)                                                                                    \
+    X(repairs_sent)
+
+struct p4p_stats {
+#define P4P_STATS_FIELD_(name) uint64_t name;
+    P4P_STATS(P4P_STATS_FIELD_)
+#undef P4P_STATS_FIELD_
+};
+
+/* ---- The node ------------------------------------------------------------------------------ */
+
+typedef struct p4p_node p4p_node;
+
+/* Creates a node. `cfg` and `env` are copied; env->ctx and env->sigcache must outlive the
+ * node. Draws a 32-byte identity seed from env->random. Returns 0 or P4P_EINVAL/P4P_ENOMEM;
+ * *out is written only on success. */
+int p4p_node_create(const struct p4p_config *cfg, const struct p4p_env *env, p4p_node **out);
+void p4p_node_destroy(p4p_node *node);
+
+/* The node's Ed25519 public key (its identity). */
+void p4p_node_public_key(const p4p_node *node, uint8_t out[32]);
+
+/* Inputs. Each returns 0, or a negative code telling why the input was dropped (the node
+ * counts it and stays usable; the host may ignore the code). */
+int p4p_node_recv(p4p_node *node, p4p_time_ns now, const struct p4p_frame *in);
+int p4p_node_timeout(p4p_node *node, p4p_time_ns now);
+int p4p_node_link(p4p_node *node, p4p_time_ns now, const struct p4p_link_event *ev);
+/* Signs and sends a new update; writes its id to id_out (may be NULL). */
+int p4p_node_publish(p4p_node *node, p4p_time_ns now, const uint8_t *payload, size_t len,
+                     uint8_t id_out[32]);
+
+/* Outputs: 0 and the next item, or P4P_EAGAIN when there is none. */
+int p4p_node_poll_frame(p4p_node *node, struct p4p_frame *out);
+int p4p_node_poll_event(p4p_node *node, struct p4p_event *out);
+
+/* When the node next wants p4p_node_timeout, or P4P_TIME_NONE. */
+p4p_time_ns p4p_node_deadline(const p4p_node *node);
+
+void p4p_node_stats(const p4p_node *node, struct p4p_stats *out);
+
+/* Approximate heap bytes owned by the node (for the per-node memory figure). */
+size_t p4p_node_memory(const p4p_node *node);
+
+/* ---- Signature cache (shared by the nodes of one host) ------------------------------------- */
+
+/* A bounded table of (update id -> signature) pairs that verified. `capacity` is rounded up
+ * to a power of two; 0 picks a default. Not thread-safe: one host thread. */
+int p4p_sigcache_create(size_t capacity, struct p4p_sigcache **out);
+void p4p_sigcache_destroy(struct p4p_sigcache *cache);
+
+#endif /* P4P_P4P_H */

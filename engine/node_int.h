@@ -1,0 +1,84 @@
+/*
+ * node_int.h — the inside of a p4p_node, shared by the node core (node.c) and the
+ * dissemination applications (flood in node.c, gossip.c).
+ *
+ * Layout: one struct per node holding its identity, bounded tables and counters. Frames and
+ * events waiting for the host sit in the outbox: frame and event records in two arrays and
+ * their bytes in one buffer, all reset together once the host has drained them.
+ */
+#ifndef P4P_NODE_INT_H
+#define P4P_NODE_INT_H
+
+#include "envelope.h"
+#include "identity.h"
+#include "p4p/p4p.h"
+#include "seen.h"
+#include "store.h"
+
+struct neighbour {
+    p4p_addr addr;
+    uint32_t iface;
+};
+
+struct ob_frame {
+    uint32_t iface;
+    p4p_addr peer;
+    uint32_t off, len; /* into outbox bytes */
+};
+
+struct ob_event {
+    struct p4p_event ev; /* ev.payload is set at poll time from payload_off */
+    uint32_t payload_off;
+};
+
+struct outbox {
+    struct ob_frame *frames;
+    uint32_t frame_cap, frame_head, frame_count;
+    struct ob_event *events;
+    uint32_t event_cap, event_head, event_count;
+    uint8_t *bytes;
+    size_t byte_cap, byte_used;
+};
+
+struct p4p_node {
+    struct p4p_config cfg;
+    struct p4p_env env;
+    struct identity id;
+    uint64_t origin_prefix; /* first 8 bytes of id.pk, the seen-set key of own updates */
+    uint64_t next_seq;
+    struct p4p_stats stats;
+
+    struct neighbour *nbrs;
+    uint32_t nbr_count, nbr_cap;
+
+    struct seen_set seen;
+    struct store store;           /* gossip only */
+    p4p_time_ns next_round_ns;    /* gossip only; P4P_TIME_NONE until the first input */
+    struct outbox ob;
+};
+
+/* An accepted update, as the applications see it. */
+struct accepted {
+    const uint8_t *id; /* 32 bytes */
+    const struct env_update *u;
+    uint32_t frame_off, frame_len; /* the update re-encoded with hops + 1, in outbox bytes */
+    p4p_addr from;
+};
+
+/* Outbox: reserve bytes (returns offset or UINT32_MAX when out of memory) and queue frames
+ * that refer to them. */
+uint32_t node_ob_reserve(p4p_node *n, size_t len);
+void node_ob_frame(p4p_node *n, uint32_t iface, p4p_addr peer, uint32_t off, uint32_t len);
+/* Queues bytes already outside the outbox (copies them). */
+void node_send_copy(p4p_node *n, const struct neighbour *to, const uint8_t *data, size_t len);
+
+uint64_t node_random_below(p4p_node *n, uint64_t bound);
+
+/* Gossip (gossip.c). */
+void gossip_spread(p4p_node *n, const struct accepted *a);
+void gossip_on_ids(p4p_node *n, p4p_addr from, uint32_t iface, enum env_kind kind,
+                   const struct env_ids *ids);
+void gossip_timeout(p4p_node *n, p4p_time_ns now);
+void gossip_start(p4p_node *n, p4p_time_ns now);
+
+#endif /* P4P_NODE_INT_H */

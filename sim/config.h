@@ -1,0 +1,86 @@
+/*
+ * config.h — one scenario, resolved and validated: what sim/scenario.c fills from a YAML file
+ * (plus --set/--seed overrides) and what the rest of the simulator reads. Plain data, no
+ * pointers, so a config can be copied and compared.
+ *
+ * Units are in the field names: *_ns durations, *_bps bits per second, *_bytes sizes.
+ * docs for every key: scenarios/README.md.
+ */
+#ifndef SIM_CONFIG_H
+#define SIM_CONFIG_H
+
+#include <stdint.h>
+
+#include "p4p/p4p.h"
+
+#define SIM_PATH_MAX 512
+#define SIM_NAME_MAX 64
+
+enum sim_topology_kind {
+    SIM_TOPO_RANDOM_REGULAR = 1, /* degree */
+    SIM_TOPO_ERDOS_RENYI,        /* degree = mean degree, p = degree / (count - 1) */
+    SIM_TOPO_BARABASI_ALBERT,    /* m edges per new node */
+    SIM_TOPO_WATTS_STROGATZ,     /* ring lattice of `degree` (even), rewiring probability p */
+    SIM_TOPO_RANDOM_GEOMETRIC,   /* unit square, radius, optional torus */
+    SIM_TOPO_GRID,               /* width x height, 4-neighbour lattice, optional torus */
+    SIM_TOPO_FILE,               /* edge list "N D E SEED" then "u v latency_ms" lines */
+};
+
+enum sim_app {
+    SIM_APP_FLOOD = P4P_APP_FLOOD,
+    SIM_APP_GOSSIP = P4P_APP_GOSSIP,
+    SIM_APP_NULL = 100, /* no engine: the simulator forwards like flood (benchmarks) */
+};
+
+struct sim_config {
+    char name[SIM_NAME_MAX];
+    uint64_t seed;
+    uint64_t duration_ns;
+
+    struct {
+        uint32_t count;
+        enum sim_app app;
+    } nodes;
+
+    struct {
+        enum sim_topology_kind kind;
+        uint32_t degree;
+        double p;
+        uint32_t m;
+        double radius;
+        uint32_t width, height;
+        int torus;
+        char file[SIM_PATH_MAX]; /* resolved: relative paths are taken from the scenario's dir */
+    } topology;
+
+    struct {
+        uint64_t latency_ns;   /* per link, unless the topology file gives one */
+        uint64_t jitter_ns;    /* uniform extra delay in [0, jitter] per frame */
+        uint64_t bandwidth_bps; /* 0 = unlimited */
+        uint32_t queue_bytes;  /* transmit queue per directed link; 0 = unlimited */
+        double loss;           /* Bernoulli frame loss probability, [0, 1) */
+        uint32_t mtu;          /* bytes */
+    } link;
+
+    struct {
+        uint64_t interval_ns;
+        uint32_t fanout;
+        uint32_t digest;
+        uint32_t seen;
+        uint32_t store;
+    } gossip;
+
+    struct {
+        uint32_t updates;      /* total updates published over the run */
+        double rate_per_s;     /* network-wide publish rate */
+        uint64_t start_ns;     /* first publish no earlier than this */
+        uint32_t payload_bytes;
+    } workload;
+
+    struct {
+        uint64_t sample_ns;    /* time-series sampling period */
+        int deliveries;        /* record one row per (update, node) delivery */
+    } metrics;
+};
+
+#endif /* SIM_CONFIG_H */

@@ -1,0 +1,533 @@
+/*
+ * world.c — the simulator host (see world.h). The path of one frame, file by file:
+ *
+ *   engine/node.c  p4p_node_poll_frame()          node u emits a frame for neighbour v
+ *   world.c        drain()                        hands it to the link model
+ *   link_p2p.c     p2p_send()                     queue, loss, latency -> arrival time
+ *   world.c        sim_world_arrive()             copies it into a pool packet, pushes EV_FRAME
+ *   queue.c        sim_queue_pop()                ... in (time, seq) order ...
+ *   world.c        on_frame()                     p4p_node_recv() on node v, releases the packet
+ *   engine/node.c  p4p_node_recv()                decode, verify, deliver, forward
+ */
+#include "world.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool.h"
+#include "queue.h"
+#include "rng.h"
+
+enum {
+    EV_FRAME = 1,   /* node = receiver, arg = packet handle */
+    EV_TIMER = 2,   /* node = whose deadline; stale unless time == timer_at[node] */
+    EV_PUBLISH = 3, /* node = origin (explicit) or ignored (workload: arg = 1) */
+    EV_SAMPLE = 4,  /* metrics sampling tick */
+};
+
+#define NULL_PAYLOAD 64
+
+struct sim_world {
+    struct sim_config cfg;
+    struct sim_graph g;
+    struct sim_link_model *link;
+    struct sim_queue q;
+    struct sim_pool pool;
+    struct p4p_sigcache *sigcache;
+    p4p_node **nodes;      /* NULL for the null application */
+    struct sim_rng *rngs;  /* per node: the engine's random stream */
+    uint64_t *timer_at;    /* per node: scheduled deadline event, or P4P_TIME_NONE */
+    struct sim_rng workload_rng;
+    uint64_t now;
+    uint32_t n;
+    struct sim_counters c;
+    struct sim_metrics metrics;
+    /* null application: one bitmap of n bits per message */
+    uint8_t **null_seen;
+    uint32_t null_count, null_cap;
+    int failed; /* out of memory while running */
+};
+
+static void node_random(void *ctx, uint8_t *out, size_t len)
+{
+    sim_rng_bytes(ctx, out, len);
+}
+
+/* ---- Frames in and out ---------------------------------------------------------------------- */
+
+void sim_world_arrive(struct sim_world *w, uint32_t dst, uint64_t at_ns, uint32_t src,
+                      const struct p4p_frame *f)
+{
+    uint32_t h = sim_pool_alloc(&w->pool, f->len);
+    if (h == SIM_POOL_NONE) {
+        w->c.pool_failures++;
+        return;
+    }
+    struct sim_packet *p = sim_pool_get(&w->pool, h);
+    p->src = src;
+    p->iface = f->iface;
+    memcpy(p->data, f->data, f->len);
+    if (sim_queue_push(&w->q, at_ns, EV_FRAME, dst, h) != 0) {
+        sim_pool_release(&w->pool, h);
+        w->failed = 1;
+    }
+}
+
+static void send_frame(struct sim_world *w, uint32_t src, const struct p4p_frame *f)
+{
+    w->c.frames_out++;
+    w->c.bytes_out += f->len;
+    w->link->ops->send(w->link, w, src, f, w->now);
+}
+
+/* Drains node i after an input: frames to the link model, events to metrics, deadline to
+ * the queue. */
+static void drain(struct sim_world *w, uint32_t i)
+{
+    p4p_node *node = w->nodes[i];
+    struct p4p_frame f;
+    while (p4p_node_poll_frame(node, &f) == 0) {
+        send_frame(w, i, &f);
+    }
+    struct p4p_event ev;
+    while (p4p_node_poll_event(node, &ev) == 0) {
+        int rc = 0;
+        if (ev.kind == P4P_EVENT_DELIVERED) {
+            rc = metrics_delivered(&w->metrics, i, ev.id, w->now, ev.hops);
+        } else if (ev.kind == P4P_EVENT_PUBLISHED) {
+            rc = metrics_published(&w->metrics, i, ev.id, w->now, (uint32_t)ev.payload_len);
+        }
+        if (rc == P4P_ENOMEM) {
+            w->failed = 1;
+        }
+    }
+    p4p_time_ns d = p4p_node_deadline(node);
+    if (d != P4P_TIME_NONE && d < w->now) {
+        d = w->now;
+    }
+    if (d != w->timer_at[i]) {
+        w->timer_at[i] = d;
+        if (d != P4P_TIME_NONE && sim_queue_push(&w->q, d, EV_TIMER, i, 0) != 0) {
+            w->failed = 1;
+        }
+    }
+}
+
+/* ---- The null application: flood without an engine, to measure the simulator alone ---------- */
+
+static int null_publish(struct sim_world *w, uint32_t origin)
+{
+    if (w->null_count == w->null_cap) {
+        uint32_t cap = w->null_cap ? w->null_cap * 2 : 16;
+        uint8_t **s = realloc(w->null_seen, cap * sizeof(*s));
+        if (s == NULL) {
+            return P4P_ENOMEM;
+        }
+        w->null_seen = s;
+        w->null_cap = cap;
+    }
+    uint8_t *bits = calloc((w->n + 7) / 8, 1);
+    if (bits == NULL) {
+        return P4P_ENOMEM;
+    }
+    uint32_t m = w->null_count++;
+    w->null_seen[m] = bits;
+    bits[origin / 8] |= (uint8_t)(1u << (origin % 8));
+    uint8_t payload[NULL_PAYLOAD] = {0};
+    memcpy(payload, &m, sizeof(m));
+    struct p4p_frame f = {0, P4P_ADDR_BROADCAST, payload, sizeof(payload)};
+    send_frame(w, origin, &f);
+    return 0;
+}
+
+static void null_frame(struct sim_world *w, uint32_t v, const struct sim_packet *p)
+{
+    uint32_t m;
+    memcpy(&m, p->data, sizeof(m));
+    uint8_t *bits = w->null_seen[m];
+    if (bits[v / 8] & (1u << (v % 8))) {
+        return;
+    }
+    bits[v / 8] |= (uint8_t)(1u << (v % 8));
+    struct p4p_frame f = {p->iface, 0, p->data, p->len};
+    for (uint32_t s = w->g.off[v]; s < w->g.off[v + 1]; s++) {
+        if (w->g.adj[s] != p->src) {
+            f.peer = w->g.adj[s];
+            send_frame(w, v, &f);
+        }
+    }
+}
+
+/* ---- Events ---------------------------------------------------------------------------------- */
+
+static void on_frame(struct sim_world *w, const struct sim_event *ev)
+{
+    struct sim_packet *p = sim_pool_get(&w->pool, ev->arg);
+    w->c.arrivals++;
+    w->c.last_arrival_ns = w->now;
+    if (w->nodes == NULL) {
+        null_frame(w, ev->node, p);
+    } else {
+        struct p4p_frame f = {p->iface, p->src, p->data, p->len};
+        p4p_node_recv(w->nodes[ev->node], w->now, &f);
+        drain(w, ev->node);
+    }
+    sim_pool_release(&w->pool, ev->arg);
+}
+
+static void publish(struct sim_world *w, uint32_t origin)
+{
+    int rc;
+    if (w->nodes == NULL) {
+        rc = null_publish(w, origin);
+    } else {
+        uint8_t payload[65536];
+        uint32_t len = w->cfg.workload.payload_bytes;
+        sim_rng_bytes(&w->workload_rng, payload, len);
+        rc = p4p_node_publish(w->nodes[origin], w->now, payload, len, NULL);
+        drain(w, origin);
+    }
+    if (rc == 0) {
+        w->c.published++;
+    } else {
+        w->c.publish_failed++;
+    }
+}
+
+/* The scenario's workload: a Poisson process of `rate`, origins uniform over the nodes. */
+static void workload_next(struct sim_world *w)
+{
+    const struct sim_config *c = &w->cfg;
+    if (w->c.published + w->c.publish_failed >= c->workload.updates) {
+        return;
+    }
+    double gap_s = sim_rng_exp(&w->workload_rng, 1.0 / c->workload.rate_per_s);
+    uint64_t at = w->now + (uint64_t)(gap_s * 1e9);
+    if (at < c->workload.start_ns) {
+        at = c->workload.start_ns;
+    }
+    if (at <= c->duration_ns && sim_queue_push(&w->q, at, EV_PUBLISH, 0, 1) != 0) {
+        w->failed = 1;
+    }
+}
+
+static void dispatch(struct sim_world *w, const struct sim_event *ev)
+{
+    switch (SIM_EVENT_KIND(ev)) {
+    case EV_FRAME:
+        on_frame(w, ev);
+        break;
+    case EV_TIMER:
+        if (w->timer_at[ev->node] == ev->time_ns) {
+            w->timer_at[ev->node] = P4P_TIME_NONE;
+            p4p_node_timeout(w->nodes[ev->node], w->now);
+            drain(w, ev->node);
+        }
+        break;
+    case EV_PUBLISH:
+        if (ev->arg == 1) {
+            publish(w, (uint32_t)sim_rng_below(&w->workload_rng, w->n));
+            workload_next(w);
+        } else {
+            publish(w, ev->node);
+        }
+        break;
+    case EV_SAMPLE:
+        if (metrics_sample(&w->metrics, w->now, w->c.frames_out, w->c.bytes_out) != 0) {
+            w->failed = 1;
+        }
+        if (w->now + w->cfg.metrics.sample_ns <= w->cfg.duration_ns &&
+            sim_queue_push(&w->q, w->now + w->cfg.metrics.sample_ns, EV_SAMPLE, 0, 0) != 0) {
+            w->failed = 1;
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+int sim_world_run(struct sim_world *w, uint64_t until_ns, sim_progress_fn progress, void *ctx)
+{
+    struct sim_event ev;
+    while (!w->failed && sim_queue_size(&w->q) > 0) {
+        if (sim_queue_pop(&w->q, &ev) != 0) {
+            break;
+        }
+        if (ev.time_ns > until_ns) {
+            /* Put it back: a later run() continues from here. Its sequence number changes,
+             * but it is the earliest event, so the order is unaffected. */
+            if (sim_queue_push(&w->q, ev.time_ns, SIM_EVENT_KIND(&ev), ev.node, ev.arg) != 0) {
+                return P4P_ENOMEM;
+            }
+            break;
+        }
+        w->now = ev.time_ns;
+        dispatch(w, &ev);
+        if ((++w->c.events & 0x3ffff) == 0 && progress != NULL) {
+            progress(ctx, w->now, w->c.events);
+        }
+    }
+    if (w->now < until_ns && until_ns != UINT64_MAX) {
+        w->now = until_ns;
+    }
+    return w->failed ? P4P_ENOMEM : 0;
+}
+
+/* ---- Set-up ---------------------------------------------------------------------------------- */
+
+static int create_nodes(struct sim_world *w, char *err, size_t errlen)
+{
+    const struct sim_config *c = &w->cfg;
+    struct p4p_config pc;
+    p4p_config_default(&pc);
+    pc.app = (enum p4p_app)c->nodes.app;
+    pc.mtu = c->link.mtu;
+    pc.seen_max = c->gossip.seen;
+    pc.store_max = c->gossip.store;
+    pc.gossip_interval_ns = c->gossip.interval_ns;
+    pc.gossip_fanout = c->gossip.fanout;
+    pc.gossip_digest_max = c->gossip.digest;
+    pc.payload_max = c->workload.payload_bytes > pc.payload_max ? c->workload.payload_bytes
+                                                                : pc.payload_max;
+    for (uint32_t i = 0; i < w->n; i++) {
+        uint32_t degree = w->g.off[i + 1] - w->g.off[i];
+        pc.neighbour_max = degree > 0 ? degree : 1;
+        struct p4p_env env = {.ctx = &w->rngs[i], .random = node_random, .sigcache = w->sigcache};
+        int rc = p4p_node_create(&pc, &env, &w->nodes[i]);
+        if (rc != 0) {
+            snprintf(err, errlen, "node %u: %s", i, p4p_strerror(rc));
+            return rc;
+        }
+        for (uint32_t s = w->g.off[i]; s < w->g.off[i + 1]; s++) {
+            struct p4p_link_event le = {P4P_LINK_UP, 0, w->g.adj[s]};
+            p4p_node_link(w->nodes[i], 0, &le);
+        }
+        drain(w, i);
+    }
+    return 0;
+}
+
+int sim_world_create(const struct sim_config *cfg, struct sim_world **out, char *err,
+                     size_t errlen)
+{
+    struct sim_world *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return P4P_ENOMEM;
+    }
+    w->cfg = *cfg;
+    sim_pool_init(&w->pool);
+    int rc = sim_graph_build(cfg, sim_rng_derive_u64(cfg->seed, "topology", 0), &w->g, err,
+                             errlen);
+    if (rc != 0) {
+        goto fail;
+    }
+    w->n = w->g.n;
+    rc = sim_link_p2p_create(cfg, &w->g, cfg->seed, &w->link);
+    if (rc != 0) {
+        snprintf(err, errlen, "link model: %s", p4p_strerror(rc));
+        goto fail;
+    }
+    rc = sim_queue_init(&w->q, (size_t)w->n * 2);
+    rc = rc ? rc : metrics_init(&w->metrics, w->n);
+    w->rngs = calloc(w->n, sizeof(*w->rngs));
+    w->timer_at = malloc((size_t)w->n * sizeof(*w->timer_at));
+    if (rc != 0 || w->rngs == NULL || w->timer_at == NULL) {
+        rc = P4P_ENOMEM;
+        snprintf(err, errlen, "out of memory for %u nodes", w->n);
+        goto fail;
+    }
+    for (uint32_t i = 0; i < w->n; i++) {
+        sim_rng_derive(&w->rngs[i], cfg->seed, "node", i);
+        w->timer_at[i] = P4P_TIME_NONE;
+    }
+    sim_rng_derive(&w->workload_rng, cfg->seed, "workload", 0);
+    if (cfg->nodes.app != SIM_APP_NULL) {
+        w->nodes = calloc(w->n, sizeof(*w->nodes));
+        rc = w->nodes ? p4p_sigcache_create(0, &w->sigcache) : P4P_ENOMEM;
+        rc = rc ? rc : create_nodes(w, err, errlen);
+        if (rc != 0) {
+            goto fail;
+        }
+    }
+    if (cfg->workload.updates > 0) {
+        workload_next(w);
+    }
+    if (cfg->metrics.sample_ns > 0 && sim_queue_push(&w->q, 0, EV_SAMPLE, 0, 0) != 0) {
+        rc = P4P_ENOMEM;
+        goto fail;
+    }
+    *out = w;
+    return 0;
+fail:
+    if (rc == P4P_ENOMEM && err[0] == '\0') {
+        snprintf(err, errlen, "out of memory");
+    }
+    sim_world_destroy(w);
+    return rc;
+}
+
+void sim_world_destroy(struct sim_world *w)
+{
+    if (w == NULL) {
+        return;
+    }
+    if (w->nodes != NULL) {
+        for (uint32_t i = 0; i < w->n; i++) {
+            p4p_node_destroy(w->nodes[i]);
+        }
+        free(w->nodes);
+    }
+    for (uint32_t m = 0; m < w->null_count; m++) {
+        free(w->null_seen[m]);
+    }
+    free(w->null_seen);
+    p4p_sigcache_destroy(w->sigcache);
+    if (w->link != NULL) {
+        w->link->ops->destroy(w->link);
+    }
+    free(w->rngs);
+    free(w->timer_at);
+    metrics_free(&w->metrics);
+    sim_queue_free(&w->q);
+    sim_pool_free(&w->pool);
+    sim_graph_free(&w->g);
+    free(w);
+}
+
+int sim_world_publish_at(struct sim_world *w, uint32_t node, uint64_t at_ns)
+{
+    if (node >= w->n) {
+        return P4P_EINVAL;
+    }
+    return sim_queue_push(&w->q, at_ns, EV_PUBLISH, node, 0);
+}
+
+/* ---- Accessors and results ------------------------------------------------------------------- */
+
+uint64_t sim_world_now(const struct sim_world *w)
+{
+    return w->now;
+}
+
+const struct sim_counters *sim_world_counters(const struct sim_world *w)
+{
+    return &w->c;
+}
+
+const struct sim_metrics *sim_world_metrics(const struct sim_world *w)
+{
+    return &w->metrics;
+}
+
+const struct sim_graph *sim_world_graph(const struct sim_world *w)
+{
+    return &w->g;
+}
+
+const struct sim_link_stats *sim_world_link_stats(const struct sim_world *w)
+{
+    return &w->link->stats;
+}
+
+p4p_node *sim_world_node(struct sim_world *w, uint32_t i)
+{
+    return w->nodes != NULL && i < w->n ? w->nodes[i] : NULL;
+}
+
+double sim_world_bytes_per_node(const struct sim_world *w)
+{
+    double total = (double)w->n * (sizeof(*w->rngs) + sizeof(*w->timer_at));
+    if (w->nodes != NULL) {
+        total += (double)w->n * sizeof(*w->nodes);
+        for (uint32_t i = 0; i < w->n; i++) {
+            total += (double)p4p_node_memory(w->nodes[i]);
+        }
+    }
+    return w->n ? total / w->n : 0;
+}
+
+static void hex(const uint8_t *b, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static const char *const stat_names[] = {
+#define STAT_NAME_(name) #name,
+    P4P_STATS(STAT_NAME_)
+#undef STAT_NAME_
+};
+#define STAT_COUNT (sizeof(stat_names) / sizeof(stat_names[0]))
+
+static void stats_array(const struct p4p_stats *st, uint64_t out[STAT_COUNT])
+{
+    const struct p4p_stats s = *st;
+    size_t k = 0;
+#define STAT_COPY_(name) out[k++] = s.name;
+    P4P_STATS(STAT_COPY_)
+#undef STAT_COPY_
+}
+
+/* Nodes, their counters, network sums, and the bytes-sent distribution. */
+static int write_nodes(const struct sim_world *w, res_db *db)
+{
+    uint64_t sum[STAT_COUNT] = {0};
+    double *bytes = malloc((w->n ? w->n : 1) * sizeof(*bytes));
+    if (bytes == NULL) {
+        return P4P_ENOMEM;
+    }
+    int rc = 0;
+    for (uint32_t i = 0; i < w->n && rc == 0; i++) {
+        char pk_hex[65] = "";
+        uint64_t v[STAT_COUNT] = {0};
+        struct p4p_stats st = {0};
+        if (w->nodes != NULL) {
+            uint8_t pk[32];
+            p4p_node_public_key(w->nodes[i], pk);
+            hex(pk, 32, pk_hex);
+            p4p_node_stats(w->nodes[i], &st);
+            stats_array(&st, v);
+        }
+        rc = res_node(db, i, w->nodes ? pk_hex : NULL, w->g.off[i + 1] - w->g.off[i],
+                      w->g.xy ? &w->g.xy[2 * i] : NULL);
+        for (size_t k = 0; k < STAT_COUNT && rc == 0 && w->nodes != NULL; k++) {
+            rc = res_scalar(db, i, stat_names[k], (double)v[k]);
+            sum[k] += v[k];
+        }
+        bytes[i] = (double)st.bytes_out;
+    }
+    for (size_t k = 0; k < STAT_COUNT && rc == 0 && w->nodes != NULL; k++) {
+        rc = res_scalar(db, -1, stat_names[k], (double)sum[k]);
+    }
+    struct res_summary s;
+    res_summarize(bytes, w->n, &s);
+    rc = rc ? rc : res_stat(db, "bytes_out_per_node", &s);
+    free(bytes);
+    return rc;
+}
+
+int sim_world_write_results(const struct sim_world *w, res_db *db)
+{
+    int rc = write_nodes(w, db);
+    const struct sim_link_stats *ls = &w->link->stats;
+#define LINK_SCALAR_(name) rc = rc ? rc : res_scalar(db, -1, "link_" #name, (double)ls->name);
+    SIM_LINK_STATS(LINK_SCALAR_)
+#undef LINK_SCALAR_
+    rc = rc ? rc : res_scalar(db, -1, "events", (double)w->c.events);
+    rc = rc ? rc : res_scalar(db, -1, "arrivals", (double)w->c.arrivals);
+    rc = rc ? rc : res_scalar(db, -1, "publish_failed", (double)w->c.publish_failed);
+    rc = rc ? rc : res_scalar(db, -1, "pool_failures", (double)w->c.pool_failures);
+    rc = rc ? rc : res_scalar(db, -1, "topology_edges", (double)w->g.edges);
+    uint32_t comps = 0, largest = 0;
+    sim_graph_components(&w->g, &comps, &largest);
+    rc = rc ? rc : res_scalar(db, -1, "topology_components", comps);
+    rc = rc ? rc : res_scalar(db, -1, "topology_largest_component", largest);
+    rc = rc ? rc : metrics_write(&w->metrics, db, w->cfg.metrics.deliveries);
+    return rc;
+}
