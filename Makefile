@@ -8,13 +8,25 @@
 #   make install    PREFIX=/usr/local DESTDIR=  (uninstall likewise)
 #   make format     clang-format every C file; make check-format fails on a difference
 #
-# Every target that builds first runs tools/deps.sh, which installs missing Debian packages
-# when run as root and otherwise prints the command to run.
+# Every target that builds first runs tools/deps.sh (below, before anything else is read),
+# which installs missing Debian packages when run as root and otherwise prints the command to
+# run and stops.
 
 PREFIX ?= /usr/local
 DESTDIR ?=
 BUILD ?= build
 CC ?= cc
+
+NO_DEPS_GOALS := clean format check-format uninstall deps
+ifneq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+ifndef P4P_DEPS_CHECKED
+DEPS_STATUS := $(shell sh tools/deps.sh >&2; echo $$?)
+ifneq ($(DEPS_STATUS),0)
+$(error missing dependencies: see the message above)
+endif
+export P4P_DEPS_CHECKED := 1
+endif
+endif
 
 PKGS := libsodium igraph sqlite3 yaml-0.1
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -43,7 +55,7 @@ GEN := $(BUILD)/gen/schema_sql.h $(BUILD)/gen/plot_gp.h $(BUILD)/gen/version.h
 
 .SECONDARY:
 .PHONY: all deps test run bench asan install uninstall clean format check-format FORCE
-all: deps $(BIN)
+all: $(BIN)
 
 deps:
 	@sh tools/deps.sh
@@ -86,19 +98,19 @@ $(BUILD)/gen/version.h: FORCE
 	 cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 FORCE:
 
-test: deps $(BIN) $(TESTS)
+test: $(BIN) $(TESTS)
 	@BUILD=$(BUILD) sh tests/run.sh
 
-run: deps $(BIN)
+run: $(BIN)
 	@mkdir -p results/out
 	$(BIN) run scenarios/default.yaml --out results/out/default.sqlite
 	$(BIN) plot results/out/default.sqlite --out results/out/default.png
 
-bench: deps $(BIN) $(BENCHES)
+bench: $(BIN) $(BENCHES)
 	@BUILD=$(BUILD) sh bench/run.sh
 
 # Sanitizer build in its own tree; the same tests run under it.
-asan: deps
+asan:
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/asan OPT="-O1 -g -fno-omit-frame-pointer" \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" test
 

@@ -65,7 +65,7 @@ int env_decode(const uint8_t *buf, size_t len, struct env_msg *out)
     int rc = P4P_EMALFORMED;
     if (kind == ENV_UPDATE && n == 5) {
         rc = decode_update(&r, &m.u.update);
-    } else if ((kind == ENV_DIGEST || kind == ENV_WANT) && n == 3) {
+    } else if ((kind == ENV_DIGEST || kind == ENV_WANT || kind == ENV_OFFER) && n == 3) {
         rc = decode_ids(&r, &m.u.ids);
     }
     if (rc == 0) {

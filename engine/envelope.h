@@ -9,6 +9,7 @@
  *           sig  = Ed25519(origin's key, body bytes); update id = BLAKE2b-256(body bytes)
  *   DIGEST  [1, 2, ids: bstr]     ids = n * 8-byte id prefixes: "these are my newest"
  *   WANT    [1, 3, ids: bstr]     "send me these"
+ *   OFFER   [1, 4, ids: bstr]     reply to a DIGEST: "I have these, which you did not list"
  *
  * Decoding is strict (deterministic encoding only, exact lengths, no trailing bytes) and
  * returns pointers into the caller's buffer; nothing is allocated.
@@ -26,10 +27,8 @@ enum env_kind {
     ENV_UPDATE = 1,
     ENV_DIGEST = 2,
     ENV_WANT = 3,
+    ENV_OFFER = 4,
 };
-
-/* Bytes an UPDATE adds around its payload, at most (used for MTU checks). */
-#define ENV_UPDATE_OVERHEAD 136
 
 struct env_update {
     uint64_t hops;

@@ -8,9 +8,15 @@
  *       -> pick one random neighbour, send DIGEST(ids of my newest `digest_max` updates)
  *   on DIGEST from P
  *       -> pull: WANT(the ids I do not hold) to P
- *       -> push: my newest updates whose ids P did not list, to P
+ *       -> push: OFFER(ids of my newest updates that P did not list) to P
+ *   on OFFER from P
+ *       -> WANT(the offered ids I do not hold) to P
  *   on WANT from P
  *       -> send P each listed update I still hold
+ *
+ * Updates travel only eagerly or when asked for, so repair costs ids, not duplicate
+ * updates: two nodes whose newest-update windows merely differ in order exchange nothing
+ * but their digests.
  *
  * Duplicate suppression is the node's seen set; repair reaches back as far as the store
  * (store_max newest updates). Reconciliation of whole histories is the sync layer's job.
@@ -62,11 +68,14 @@ void gossip_spread(p4p_node *n, const struct accepted *a)
     }
 }
 
-/* Ids that fit in one frame next to the envelope's few header bytes. */
-static uint32_t ids_max(const p4p_node *n)
+#define IDS_MAX 512 /* ids in one DIGEST, OFFER or WANT, whatever the configuration */
+
+/* Ids per message: the configured digest size, as far as one frame and IDS_MAX allow. */
+static uint32_t limit(const p4p_node *n)
 {
     uint32_t fit = (n->cfg.mtu - 16) / ENV_ID_PREFIX_LEN;
-    return n->cfg.gossip_digest_max < fit ? n->cfg.gossip_digest_max : fit;
+    uint32_t max = n->cfg.gossip_digest_max < fit ? n->cfg.gossip_digest_max : fit;
+    return max < IDS_MAX ? max : IDS_MAX;
 }
 
 static void send_ids(p4p_node *n, const struct neighbour *to, enum env_kind kind,
@@ -99,14 +108,8 @@ void gossip_timeout(p4p_node *n, p4p_time_ns now)
     }
     n->stats.gossip_rounds++;
     const struct neighbour *to = &n->nbrs[node_random_below(n, n->nbr_count)];
-    uint32_t count = ids_max(n);
-    if (count > n->store.count) {
-        count = n->store.count;
-    }
-    uint8_t ids[ENV_ID_PREFIX_LEN * 512];
-    if (count > 512) {
-        count = 512;
-    }
+    uint32_t count = limit(n) < n->store.count ? limit(n) : n->store.count;
+    uint8_t ids[ENV_ID_PREFIX_LEN * IDS_MAX];
     for (uint32_t i = 0; i < count; i++) {
         put_prefix(ids + i * ENV_ID_PREFIX_LEN, store_newest(&n->store, i)->prefix);
     }
@@ -123,30 +126,48 @@ static int listed(const struct env_ids *ids, uint64_t prefix)
     return 0;
 }
 
-static void send_stored(p4p_node *n, const struct neighbour *to, const struct store_entry *e)
+/* WANT whatever of `ids` this node does not hold. */
+static void want_missing(p4p_node *n, const struct neighbour *from, const struct env_ids *ids)
 {
-    n->stats.repairs_sent++;
-    node_send_copy(n, to, store_bytes(&n->store, e), e->len);
-}
-
-static void on_digest(p4p_node *n, const struct neighbour *from, const struct env_ids *ids)
-{
-    uint8_t want[ENV_ID_PREFIX_LEN * 512];
-    uint32_t want_count = 0, limit = ids_max(n) < 512 ? ids_max(n) : 512;
-    for (size_t i = 0; i < ids->count && want_count < limit; i++) {
+    uint8_t want[ENV_ID_PREFIX_LEN * IDS_MAX];
+    uint32_t count = 0, max = limit(n);
+    for (size_t i = 0; i < ids->count && count < max; i++) {
         const uint8_t *id = ids->ids + i * ENV_ID_PREFIX_LEN;
         if (store_find(&n->store, store_prefix(id)) == NULL) {
-            memcpy(want + want_count++ * ENV_ID_PREFIX_LEN, id, ENV_ID_PREFIX_LEN);
+            memcpy(want + count++ * ENV_ID_PREFIX_LEN, id, ENV_ID_PREFIX_LEN);
         }
     }
-    if (want_count > 0) {
-        send_ids(n, from, ENV_WANT, want, want_count);
+    if (count > 0) {
+        send_ids(n, from, ENV_WANT, want, count);
     }
-    uint32_t offer = n->store.count < limit ? n->store.count : limit;
-    for (uint32_t i = 0; i < offer; i++) {
+}
+
+/* OFFER the ids of this node's newest updates that the digest did not list. */
+static void offer_unlisted(p4p_node *n, const struct neighbour *from, const struct env_ids *ids)
+{
+    uint8_t offer[ENV_ID_PREFIX_LEN * IDS_MAX];
+    uint32_t count = 0, max = limit(n);
+    uint32_t newest = n->store.count < max ? n->store.count : max;
+    for (uint32_t i = 0; i < newest; i++) {
         const struct store_entry *e = store_newest(&n->store, i);
         if (!listed(ids, e->prefix)) {
-            send_stored(n, from, e);
+            put_prefix(offer + count++ * ENV_ID_PREFIX_LEN, e->prefix);
+        }
+    }
+    if (count > 0) {
+        send_ids(n, from, ENV_OFFER, offer, count);
+    }
+}
+
+static void send_wanted(p4p_node *n, const struct neighbour *to, const struct env_ids *ids)
+{
+    uint32_t max = limit(n);
+    for (size_t i = 0; i < ids->count && i < max; i++) {
+        const struct store_entry *e =
+            store_find(&n->store, store_prefix(ids->ids + i * ENV_ID_PREFIX_LEN));
+        if (e != NULL) {
+            n->stats.repairs_sent++;
+            node_send_copy(n, to, store_bytes(&n->store, e), e->len);
         }
     }
 }
@@ -154,19 +175,22 @@ static void on_digest(p4p_node *n, const struct neighbour *from, const struct en
 void gossip_on_ids(p4p_node *n, p4p_addr from, uint32_t iface, enum env_kind kind,
                    const struct env_ids *ids)
 {
-    struct neighbour to = {from, iface};
-    if (kind == ENV_DIGEST) {
+    struct neighbour peer = {from, iface};
+    switch (kind) {
+    case ENV_DIGEST:
         n->stats.digests_in++;
-        on_digest(n, &to, ids);
-        return;
-    }
-    n->stats.wants_in++;
-    uint32_t limit = ids_max(n);
-    for (size_t i = 0; i < ids->count && i < limit; i++) {
-        const struct store_entry *e =
-            store_find(&n->store, store_prefix(ids->ids + i * ENV_ID_PREFIX_LEN));
-        if (e != NULL) {
-            send_stored(n, &to, e);
-        }
+        want_missing(n, &peer, ids);
+        offer_unlisted(n, &peer, ids);
+        break;
+    case ENV_OFFER:
+        n->stats.offers_in++;
+        want_missing(n, &peer, ids);
+        break;
+    case ENV_WANT:
+        n->stats.wants_in++;
+        send_wanted(n, &peer, ids);
+        break;
+    default:
+        break;
     }
 }

@@ -145,6 +145,20 @@ static int grow(void **p, uint32_t *cap, size_t elem, uint32_t max)
     return 0;
 }
 
+/* Room for one more frame or event record: at most outbox_max undrained, the array grown as
+ * needed. Counts and refuses when there is none. */
+static int ob_room(p4p_node *n, void **array, uint32_t *cap, uint32_t head, uint32_t count,
+                   size_t elem)
+{
+    uint32_t bound = n->cfg.outbox_max + head;
+    if (count - head >= n->cfg.outbox_max ||
+        (count == *cap && (*cap == bound || grow(array, cap, elem, bound) != 0))) {
+        n->stats.dropped_outbox_full++;
+        return 0;
+    }
+    return 1;
+}
+
 uint32_t node_ob_reserve(p4p_node *n, size_t len)
 {
     struct outbox *ob = &n->ob;
@@ -171,12 +185,8 @@ uint32_t node_ob_reserve(p4p_node *n, size_t len)
 void node_ob_frame(p4p_node *n, uint32_t iface, p4p_addr peer, uint32_t off, uint32_t len)
 {
     struct outbox *ob = &n->ob;
-    if (ob->frame_count - ob->frame_head >= n->cfg.outbox_max ||
-        (ob->frame_count == ob->frame_cap &&
-         (ob->frame_cap == n->cfg.outbox_max + ob->frame_head ||
-          grow((void **)&ob->frames, &ob->frame_cap, sizeof(*ob->frames),
-               n->cfg.outbox_max + ob->frame_head) != 0))) {
-        n->stats.dropped_outbox_full++;
+    if (!ob_room(n, (void **)&ob->frames, &ob->frame_cap, ob->frame_head, ob->frame_count,
+                 sizeof(*ob->frames))) {
         return;
     }
     ob->frames[ob->frame_count++] = (struct ob_frame){iface, peer, off, len};
@@ -196,12 +206,8 @@ void node_send_copy(p4p_node *n, const struct neighbour *to, const uint8_t *data
 static void ob_event(p4p_node *n, const struct p4p_event *ev, uint32_t payload_off)
 {
     struct outbox *ob = &n->ob;
-    if (ob->event_count - ob->event_head >= n->cfg.outbox_max ||
-        (ob->event_count == ob->event_cap &&
-         (ob->event_cap == n->cfg.outbox_max + ob->event_head ||
-          grow((void **)&ob->events, &ob->event_cap, sizeof(*ob->events),
-               n->cfg.outbox_max + ob->event_head) != 0))) {
-        n->stats.dropped_outbox_full++;
+    if (!ob_room(n, (void **)&ob->events, &ob->event_cap, ob->event_head, ob->event_count,
+                 sizeof(*ob->events))) {
         return;
     }
     ob->events[ob->event_count++] = (struct ob_event){*ev, payload_off};
@@ -407,6 +413,7 @@ int p4p_node_recv(p4p_node *n, p4p_time_ns now, const struct p4p_frame *in)
         return on_update(n, &m.u.update, in->peer);
     case ENV_DIGEST:
     case ENV_WANT:
+    case ENV_OFFER:
         if (n->cfg.app != P4P_APP_GOSSIP) {
             return 0; /* flood nodes ignore repair traffic */
         }

@@ -40,21 +40,22 @@ struct outbox {
     size_t byte_cap, byte_used;
 };
 
+/* Fields touched by every input come first, so that a duplicate arriving (the most common
+ * input in a flood) touches a few adjacent cache lines of the node. */
 struct p4p_node {
     struct p4p_config cfg;
-    struct p4p_env env;
-    struct identity id;
-    uint64_t origin_prefix; /* first 8 bytes of id.pk, the seen-set key of own updates */
-    uint64_t next_seq;
+    struct outbox ob;
+    struct seen_set seen;
     struct p4p_stats stats;
 
     struct neighbour *nbrs;
     uint32_t nbr_count, nbr_cap;
-
-    struct seen_set seen;
-    struct store store;           /* gossip only */
-    p4p_time_ns next_round_ns;    /* gossip only; P4P_TIME_NONE until the first input */
-    struct outbox ob;
+    uint64_t next_seq;
+    uint64_t origin_prefix;    /* first 8 bytes of id.pk, the seen-set key of own updates */
+    p4p_time_ns next_round_ns; /* gossip only; P4P_TIME_NONE until the first input */
+    struct store store;        /* gossip only */
+    struct p4p_env env;
+    struct identity id;
 };
 
 /* An accepted update, as the applications see it. */

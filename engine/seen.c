@@ -26,21 +26,20 @@ void seen_init(struct seen_set *s, uint32_t max)
 
 void seen_free(struct seen_set *s)
 {
-    free(s->ring);
-    free(s->slots);
+    free(s->slots); /* the ring lives in the same block */
     *s = (struct seen_set){.max = s->max};
 }
 
+/* The slot holding k, or the empty slot where it would go (*found says which). */
 static uint32_t find_slot(const struct seen_set *s, struct seen_key k, int *found)
 {
     uint32_t mask = s->slot_cap - 1;
     for (uint32_t i = key_hash(k) & mask;; i = (i + 1) & mask) {
-        uint32_t v = s->slots[i];
-        if (v == 0) {
+        if (s->slots[i].seq == 0) {
             *found = 0;
             return i;
         }
-        if (key_eq(s->ring[v - 1], k)) {
+        if (key_eq(s->slots[i], k)) {
             *found = 1;
             return i;
         }
@@ -57,19 +56,19 @@ int seen_contains(const struct seen_set *s, struct seen_key k)
     return found;
 }
 
-/* Removes slot i and shifts later members of its probe run back (Knuth's algorithm R). */
+/* Empties slot i and shifts later members of its probe run back (Knuth's algorithm R). */
 static void slot_delete(struct seen_set *s, uint32_t i)
 {
     uint32_t mask = s->slot_cap - 1;
     uint32_t j = i;
     for (;;) {
-        s->slots[i] = 0;
+        s->slots[i].seq = 0;
         for (;;) {
             j = (j + 1) & mask;
-            if (s->slots[j] == 0) {
+            if (s->slots[j].seq == 0) {
                 return;
             }
-            uint32_t home = key_hash(s->ring[s->slots[j] - 1]) & mask;
+            uint32_t home = key_hash(s->slots[j]) & mask;
             /* Move j back to i unless its home lies cyclically in (i, j]. */
             int stays = (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
             if (!stays) {
@@ -81,10 +80,10 @@ static void slot_delete(struct seen_set *s, uint32_t i)
     }
 }
 
-/* Doubles the ring (unrolling the FIFO to start at 0) and rebuilds the table. */
+/* Doubles the capacity (unrolling the FIFO to start at 0) and rebuilds the table. */
 static int grow(struct seen_set *s)
 {
-    uint32_t cap = s->ring_cap ? s->ring_cap * 2 : 16;
+    uint32_t cap = s->ring_cap ? s->ring_cap * 2 : 8;
     if (cap > s->max) {
         cap = s->max;
     }
@@ -92,27 +91,23 @@ static int grow(struct seen_set *s)
     while (slot_cap < 2 * cap) {
         slot_cap *= 2;
     }
-    struct seen_key *ring = malloc((size_t)cap * sizeof(*ring));
-    uint32_t *slots = calloc(slot_cap, sizeof(*slots));
-    if (ring == NULL || slots == NULL) {
-        free(ring);
-        free(slots);
+    struct seen_key *block = calloc((size_t)slot_cap + cap, sizeof(*block));
+    if (block == NULL) {
         return P4P_ENOMEM;
     }
+    struct seen_key *ring = block + slot_cap;
     for (uint32_t n = 0; n < s->count; n++) {
         ring[n] = s->ring[(s->head + n) % s->ring_cap];
     }
-    free(s->ring);
     free(s->slots);
+    s->slots = block;
     s->ring = ring;
-    s->slots = slots;
     s->ring_cap = cap;
     s->slot_cap = slot_cap;
     s->head = 0;
     for (uint32_t n = 0; n < s->count; n++) {
         int found = 0;
-        uint32_t i = find_slot(s, ring[n], &found);
-        s->slots[i] = n + 1;
+        s->slots[find_slot(s, ring[n], &found)] = ring[n];
     }
     return 0;
 }
@@ -137,16 +132,14 @@ int seen_insert(struct seen_set *s, struct seen_key k)
         s->count--;
         evicted = 1;
     }
-    uint32_t pos = (s->head + s->count) % s->ring_cap;
-    s->ring[pos] = k;
+    s->ring[(s->head + s->count) % s->ring_cap] = k;
     s->count++;
     int found = 0;
-    uint32_t i = find_slot(s, k, &found);
-    s->slots[i] = pos + 1;
+    s->slots[find_slot(s, k, &found)] = k;
     return evicted;
 }
 
 size_t seen_memory(const struct seen_set *s)
 {
-    return (size_t)s->ring_cap * sizeof(*s->ring) + (size_t)s->slot_cap * sizeof(*s->slots);
+    return ((size_t)s->slot_cap + s->ring_cap) * sizeof(struct seen_key);
 }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "p4p/p4p.h"
 
 static int grow(void **p, size_t *cap, size_t elem, size_t need)
@@ -151,16 +153,6 @@ int metrics_sample(struct sim_metrics *m, uint64_t t_ns, uint64_t frames_sent,
     return 0;
 }
 
-static void hex(const uint8_t *b, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 static int write_series(const struct sim_metrics *m, res_db *db)
 {
     int rc = 0;
@@ -220,7 +212,7 @@ int metrics_write(const struct sim_metrics *m, res_db *db, int rows)
     char idhex[65];
     for (uint32_t u = 0; u < m->update_count && rc == 0; u++) {
         const struct sim_update *x = &m->updates[u];
-        hex(x->id, 32, idhex);
+        sodium_bin2hex(idhex, sizeof(idhex), x->id, 32);
         rc = res_update(db, u, idhex, x->origin, x->created_ns, x->size);
     }
     for (size_t i = 0; rows && i < m->delivery_count && rc == 0; i++) {

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "pool.h"
 #include "queue.h"
 #include "rng.h"
@@ -47,6 +49,10 @@ struct sim_world {
     uint8_t **null_seen;
     uint32_t null_count, null_cap;
     int failed; /* out of memory while running */
+    /* The packet made for the last arrival: a node that sends the same bytes to several
+     * neighbours (flood) shares one packet among them. Valid within one drain only. */
+    const uint8_t *share_data;
+    uint32_t share_len, share_src, share_handle;
 };
 
 static void node_random(void *ctx, uint8_t *out, size_t len)
@@ -56,18 +62,34 @@ static void node_random(void *ctx, uint8_t *out, size_t len)
 
 /* ---- Frames in and out ---------------------------------------------------------------------- */
 
+/* Starts a batch of sends from one node whose frames may share packets (see share_data). */
+static void share_reset(struct sim_world *w)
+{
+    w->share_data = NULL;
+}
+
 void sim_world_arrive(struct sim_world *w, uint32_t dst, uint64_t at_ns, uint32_t src,
                       const struct p4p_frame *f)
 {
-    uint32_t h = sim_pool_alloc(&w->pool, f->len);
-    if (h == SIM_POOL_NONE) {
-        w->c.pool_failures++;
-        return;
+    uint32_t h;
+    if (w->share_data == f->data && w->share_len == f->len && w->share_src == src) {
+        h = w->share_handle;
+        sim_pool_get(&w->pool, h)->refs++;
+    } else {
+        h = sim_pool_alloc(&w->pool, f->len);
+        if (h == SIM_POOL_NONE) {
+            w->c.pool_failures++;
+            return;
+        }
+        struct sim_packet *p = sim_pool_get(&w->pool, h);
+        p->src = src;
+        p->iface = f->iface;
+        memcpy(p->data, f->data, f->len);
+        w->share_data = f->data;
+        w->share_len = (uint32_t)f->len;
+        w->share_src = src;
+        w->share_handle = h;
     }
-    struct sim_packet *p = sim_pool_get(&w->pool, h);
-    p->src = src;
-    p->iface = f->iface;
-    memcpy(p->data, f->data, f->len);
     if (sim_queue_push(&w->q, at_ns, EV_FRAME, dst, h) != 0) {
         sim_pool_release(&w->pool, h);
         w->failed = 1;
@@ -87,6 +109,7 @@ static void drain(struct sim_world *w, uint32_t i)
 {
     p4p_node *node = w->nodes[i];
     struct p4p_frame f;
+    share_reset(w);
     while (p4p_node_poll_frame(node, &f) == 0) {
         send_frame(w, i, &f);
     }
@@ -137,7 +160,9 @@ static int null_publish(struct sim_world *w, uint32_t origin)
     uint8_t payload[NULL_PAYLOAD] = {0};
     memcpy(payload, &m, sizeof(m));
     struct p4p_frame f = {0, P4P_ADDR_BROADCAST, payload, sizeof(payload)};
+    share_reset(w);
     send_frame(w, origin, &f);
+    share_reset(w);
     return 0;
 }
 
@@ -151,12 +176,14 @@ static void null_frame(struct sim_world *w, uint32_t v, const struct sim_packet 
     }
     bits[v / 8] |= (uint8_t)(1u << (v % 8));
     struct p4p_frame f = {p->iface, 0, p->data, p->len};
+    share_reset(w);
     for (uint32_t s = w->g.off[v]; s < w->g.off[v + 1]; s++) {
         if (w->g.adj[s] != p->src) {
             f.peer = w->g.adj[s];
             send_frame(w, v, &f);
         }
     }
+    share_reset(w);
 }
 
 /* ---- Events ---------------------------------------------------------------------------------- */
@@ -448,16 +475,6 @@ double sim_world_bytes_per_node(const struct sim_world *w)
     return w->n ? total / w->n : 0;
 }
 
-static void hex(const uint8_t *b, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 static const char *const stat_names[] = {
 #define STAT_NAME_(name) #name,
     P4P_STATS(STAT_NAME_)
@@ -490,7 +507,7 @@ static int write_nodes(const struct sim_world *w, res_db *db)
         if (w->nodes != NULL) {
             uint8_t pk[32];
             p4p_node_public_key(w->nodes[i], pk);
-            hex(pk, 32, pk_hex);
+            sodium_bin2hex(pk_hex, sizeof(pk_hex), pk, 32);
             p4p_node_stats(w->nodes[i], &st);
             stats_array(&st, v);
         }

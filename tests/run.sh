@@ -1,5 +1,5 @@
 #!/bin/sh
-# run.sh — runs every test: each cmocka binary in $BUILD/tests and each tests/cli/*.sh script,
+# run.sh — runs every test: each cmocka binary in $BUILD/tests and each tests/cli/test_*.sh,
 # from the repository root. Prints each one's result and, last, "N passed, N failed" counting
 # individual test cases (cmocka) and scripts.
 set -u
@@ -32,7 +32,7 @@ for t in "$BUILD"/tests/test_*; do
     fi
 done
 
-for s in tests/cli/*.sh; do
+for s in tests/cli/test_*.sh; do
     [ -f "$s" ] || continue
     name=$(basename "$s")
     if P4P="$BUILD/p4p" sh "$s" >"$log" 2>&1; then

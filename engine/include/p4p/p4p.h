@@ -171,6 +171,7 @@ void p4p_config_default(struct p4p_config *cfg);
     X(seen_evicted)                                                                                \
     X(gossip_rounds)                                                                               \
     X(digests_in)                                                                                  \
+    X(offers_in)                                                                                   \
     X(wants_in)                                                                                    \
     X(repairs_sent)
 

@@ -1,0 +1,28 @@
+#!/bin/sh
+# run.sh — `make bench`: prints the benchmark figures. Nothing here passes or fails on speed;
+# a run fails only when a benchmark's answer is wrong (e.g. a flood's delivery count).
+#   1. event queue, hold model: events/s and bytes per pending event
+#   2. flood on ../shared/data/bench/graph-{1000,10000,100000}.txt, null application and
+#      real engine: deliveries, last delivery, wall time, deliveries/s, peak memory
+#      "setup" in each flood line is the start-up time: loading the graph and creating every
+#      node (identity keys, neighbour tables); graph-10000 with the engine is the 10,000-node
+#      start-up figure.
+set -eu
+BUILD=${BUILD:-build}
+P4P="$BUILD/p4p"
+DATA=../shared/data/bench
+
+echo "== event queue"
+"$BUILD/bench/queue_bench"
+
+echo "== flood (node 0 sends 10 messages of 64 bytes, one per second)"
+for n in 1000 10000 100000; do
+    graph="$DATA/graph-$n.txt"
+    if [ ! -f "$graph" ]; then
+        echo "flood: $graph not found (needs ../shared/data beside the repository)" >&2
+        exit 1
+    fi
+    for app in null engine; do
+        "$P4P" bench flood "$graph" --app "$app"
+    done
+done
