@@ -79,6 +79,23 @@ static int flood(const char *graph, uint32_t messages, const char *app, struct f
     return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }
 
+/* A JSON string literal (the graph path is the user's). */
+static void json_string(const char *s)
+{
+    putchar('"');
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            printf("\\%c", c);
+        } else if (c < 0x20) {
+            printf("\\u%04x", c);
+        } else {
+            putchar(c);
+        }
+    }
+    putchar('"');
+}
+
 int cli_bench(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -125,11 +142,13 @@ int cli_bench(int argc, char **argv)
     }
     double per_s = r.wall_s > 0 ? (double)r.deliveries / r.wall_s : 0;
     if (json) {
-        printf("{\"graph\":\"%s\",\"app\":\"%s\",\"nodes\":%u,\"messages\":%u,"
+        printf("{\"graph\":");
+        json_string(argv[optind]);
+        printf(",\"app\":\"%s\",\"nodes\":%u,\"messages\":%u,"
                "\"deliveries\":%llu,\"expected_deliveries\":%llu,\"last_delivery_s\":%.6f,"
                "\"setup_s\":%.3f,\"wall_s\":%.3f,\"deliveries_per_s\":%.0f,"
                "\"bytes_per_node\":%.0f,\"peak_rss_kb\":%ld}\n",
-               argv[optind], app, r.nodes, messages, (unsigned long long)r.deliveries,
+               app, r.nodes, messages, (unsigned long long)r.deliveries,
                (unsigned long long)r.expected, r.last_delivery_s, r.setup_s, r.wall_s, per_s,
                r.bytes_per_node, r.peak_rss_kb);
     } else {

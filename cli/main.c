@@ -2,7 +2,9 @@
  * main.c — `p4p`: dispatches to the subcommands in cli/.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "p4p/p4p.h"
@@ -29,8 +31,25 @@ static void usage(FILE *out)
           out);
 }
 
+/* A large simulation touches hundreds of MB of small per-node tables in random order; with
+ * 4 KiB pages, TLB misses dominate its run time (measured on the 100,000-node flood: 0.80 M
+ * deliveries/s with 4 KiB pages, 1.18 M with huge pages). glibc backs malloc with transparent
+ * huge pages when its tunable says so, and reads tunables only at start-up, so p4p restarts
+ * itself once with the tunable set. A user's own GLIBC_TUNABLES is left alone, and if the
+ * restart fails p4p simply goes on with normal pages. */
+static void use_huge_pages(char **argv)
+{
+    if (getenv("GLIBC_TUNABLES") != NULL) {
+        return;
+    }
+    if (setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1", 1) == 0) {
+        execv("/proc/self/exe", argv);
+    }
+}
+
 int main(int argc, char **argv)
 {
+    use_huge_pages(argv);
     if (argc < 2) {
         usage(stderr);
         return CLI_EXIT_USAGE;
