@@ -8,15 +8,6 @@
 
 #include "p4p/p4p.h"
 
-uint64_t store_prefix(const uint8_t *id8)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = (v << 8) | id8[i];
-    }
-    return v;
-}
-
 void store_init(struct store *s, uint32_t max)
 {
     *s = (struct store){.max = max > 0 ? max : 1};
@@ -25,8 +16,51 @@ void store_init(struct store *s, uint32_t max)
 void store_free(struct store *s)
 {
     free(s->fifo);
+    free(s->index);
     free(s->log);
     *s = (struct store){.max = s->max};
+}
+
+/* Ids are hashes, so the prefix's own bits are a fine hash. */
+static inline uint32_t slot_of(const struct store *s, uint64_t prefix)
+{
+    return (uint32_t)(prefix >> 32) & (s->index_cap - 1);
+}
+
+static void index_put(struct store *s, uint32_t pos)
+{
+    uint32_t mask = s->index_cap - 1;
+    uint32_t i = slot_of(s, s->fifo[pos].prefix);
+    while (s->index[i] != 0) {
+        i = (i + 1) & mask;
+    }
+    s->index[i] = pos + 1;
+}
+
+/* Removes ring position pos from the index, shifting back the rest of its probe run. */
+static void index_del(struct store *s, uint32_t pos)
+{
+    uint32_t mask = s->index_cap - 1;
+    uint32_t i = slot_of(s, s->fifo[pos].prefix);
+    while (s->index[i] != pos + 1) {
+        i = (i + 1) & mask;
+    }
+    for (uint32_t j = i;;) {
+        s->index[i] = 0;
+        for (;;) {
+            j = (j + 1) & mask;
+            if (s->index[j] == 0) {
+                return;
+            }
+            uint32_t home = slot_of(s, s->fifo[s->index[j] - 1].prefix);
+            int stays = (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
+            if (!stays) {
+                break;
+            }
+        }
+        s->index[i] = s->index[j];
+        i = j;
+    }
 }
 
 static struct store_entry *at(const struct store *s, uint32_t i)
@@ -40,17 +74,30 @@ static int grow_fifo(struct store *s)
     if (cap > s->max) {
         cap = s->max;
     }
+    uint32_t index_cap = 1;
+    while (index_cap < 2 * cap) {
+        index_cap *= 2;
+    }
     struct store_entry *f = malloc((size_t)cap * sizeof(*f));
-    if (f == NULL) {
+    uint32_t *index = calloc(index_cap, sizeof(*index));
+    if (f == NULL || index == NULL) {
+        free(f);
+        free(index);
         return P4P_ENOMEM;
     }
     for (uint32_t i = 0; i < s->count; i++) {
         f[i] = *at(s, i);
     }
     free(s->fifo);
+    free(s->index);
     s->fifo = f;
+    s->index = index;
     s->cap = cap;
+    s->index_cap = index_cap;
     s->head = 0;
+    for (uint32_t i = 0; i < s->count; i++) {
+        index_put(s, i);
+    }
     return 0;
 }
 
@@ -91,7 +138,8 @@ int store_add(struct store *s, const uint8_t id[32], const uint8_t *frame, size_
         return P4P_ENOMEM;
     }
     if (s->count == s->cap) {
-        s->head = (s->head + 1) % s->cap; /* drop the oldest */
+        index_del(s, s->head); /* drop the oldest */
+        s->head = (s->head + 1) % s->cap;
         s->count--;
     }
     if (reserve_log(s, len) != 0) {
@@ -104,14 +152,19 @@ int store_add(struct store *s, const uint8_t id[32], const uint8_t *frame, size_
         .len = (uint32_t)len,
     };
     s->log_used += len;
+    index_put(s, (s->head + s->count) % s->cap);
     s->count++;
     return 0;
 }
 
 const struct store_entry *store_find(const struct store *s, uint64_t prefix)
 {
-    for (uint32_t i = s->count; i-- > 0;) {
-        const struct store_entry *e = at(s, i);
+    if (s->count == 0) {
+        return NULL;
+    }
+    uint32_t mask = s->index_cap - 1;
+    for (uint32_t i = slot_of(s, prefix); s->index[i] != 0; i = (i + 1) & mask) {
+        const struct store_entry *e = &s->fifo[s->index[i] - 1];
         if (e->prefix == prefix) {
             return e;
         }
@@ -126,5 +179,6 @@ const struct store_entry *store_newest(const struct store *s, uint32_t i)
 
 size_t store_memory(const struct store *s)
 {
-    return (size_t)s->cap * sizeof(*s->fifo) + s->log_cap;
+    return (size_t)s->cap * sizeof(*s->fifo) + (size_t)s->index_cap * sizeof(*s->index) +
+           s->log_cap;
 }

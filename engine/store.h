@@ -3,15 +3,17 @@
  * UPDATE frames, looked up by id prefix.
  *
  * Bytes live in one growing log that is compacted when the oldest records are dropped, so
- * there is no allocation per update; an idle node holds nothing. Lookups scan the FIFO, which
- * is fine for the few hundred entries gossip keeps (store_max); the durable operation log of
- * the storage layer is a different thing.
+ * there is no allocation per update; an idle node holds nothing. A hash index (linear
+ * probing, backward-shift deletion) finds an entry by id prefix in O(1). The durable
+ * operation log of the storage layer is a different thing.
  */
 #ifndef P4P_STORE_H
 #define P4P_STORE_H
 
+#include <endian.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct store_entry {
     uint64_t prefix; /* first 8 bytes of the update id, as read little-endian */
@@ -21,6 +23,8 @@ struct store_entry {
 struct store {
     struct store_entry *fifo; /* ring of entries, newest last */
     uint32_t cap, head, count, max;
+    uint32_t *index; /* ring position + 1 by prefix hash; 0 = empty; index_cap = 2 * cap */
+    uint32_t index_cap;
     uint8_t *log; /* frame bytes; entries point into [log_start, log_used) */
     size_t log_cap, log_used;
 };
@@ -42,7 +46,13 @@ static inline const uint8_t *store_bytes(const struct store *s, const struct sto
     return s->log + e->off;
 }
 
-uint64_t store_prefix(const uint8_t *id8);
+/* The first 8 bytes of an id as a number (little-endian), the key of the index. */
+static inline uint64_t store_prefix(const uint8_t *id8)
+{
+    uint64_t v;
+    memcpy(&v, id8, sizeof(v));
+    return le64toh(v);
+}
 
 size_t store_memory(const struct store *s);
 
