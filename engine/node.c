@@ -163,7 +163,7 @@ uint32_t node_ob_reserve(p4p_node *n, size_t len)
 {
     struct outbox *ob = &n->ob;
     if (ob->byte_used + len > ob->byte_cap) {
-        size_t cap = ob->byte_cap ? ob->byte_cap : 2048;
+        size_t cap = ob->byte_cap ? ob->byte_cap : 512;
         while (cap < ob->byte_used + len) {
             cap *= 2;
         }
