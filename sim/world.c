@@ -277,18 +277,8 @@ static void dispatch(struct sim_world *w, const struct sim_event *ev)
 int sim_world_run(struct sim_world *w, uint64_t until_ns, sim_progress_fn progress, void *ctx)
 {
     struct sim_event ev;
-    while (!w->failed && sim_queue_size(&w->q) > 0) {
-        if (sim_queue_pop(&w->q, &ev) != 0) {
-            break;
-        }
-        if (ev.time_ns > until_ns) {
-            /* Put it back: a later run() continues from here. Its sequence number changes,
-             * but it is the earliest event, so the order is unaffected. */
-            if (sim_queue_push(&w->q, ev.time_ns, SIM_EVENT_KIND(&ev), ev.node, ev.arg) != 0) {
-                return P4P_ENOMEM;
-            }
-            break;
-        }
+    while (!w->failed && sim_queue_peek_time(&w->q) <= until_ns) {
+        sim_queue_pop(&w->q, &ev);
         w->now = ev.time_ns;
         dispatch(w, &ev);
         if ((++w->c.events & 0x3ffff) == 0 && progress != NULL) {
@@ -425,7 +415,7 @@ void sim_world_destroy(struct sim_world *w)
 
 int sim_world_publish_at(struct sim_world *w, uint32_t node, uint64_t at_ns)
 {
-    if (node >= w->n) {
+    if (node >= w->n || at_ns < w->now) {
         return P4P_EINVAL;
     }
     return sim_queue_push(&w->q, at_ns, EV_PUBLISH, node, 0);

@@ -45,14 +45,15 @@ int sim_world_create(const struct sim_config *cfg, struct sim_world **out, char 
                      size_t errlen);
 void sim_world_destroy(struct sim_world *w);
 
-/* Schedules one publish by `node` at `at_ns` (benchmarks and tests; the scenario's workload
- * schedules its own). */
+/* Schedules one publish by `node` at `at_ns`, which must not be in the past (benchmarks and
+ * tests; the scenario's workload schedules its own). 0 or P4P_EINVAL. */
 int sim_world_publish_at(struct sim_world *w, uint32_t node, uint64_t at_ns);
 
 typedef void (*sim_progress_fn)(void *ctx, uint64_t now_ns, uint64_t events);
 
-/* Runs events up to and including time `until_ns`; calls progress (may be NULL) every 2^18
- * events. Returns 0 or a negative code (out of memory). */
+/* Runs events up to and including time `until_ns`, then sets the clock to until_ns; calls
+ * progress (may be NULL) every 2^18 events. Running to A and then to B is the same as
+ * running to B. Returns 0 or a negative code (out of memory). */
 int sim_world_run(struct sim_world *w, uint64_t until_ns, sim_progress_fn progress, void *ctx);
 
 uint64_t sim_world_now(const struct sim_world *w);
