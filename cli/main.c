@@ -21,6 +21,8 @@ static void usage(FILE *out)
           "        draw delivery latency, coverage and bytes per node (gnuplot)\n"
           "  bench flood GRAPH [--messages M] [--app null|engine] [--json]\n"
           "        flood benchmark on an edge-list graph file\n"
+          "  hash RESULTS...\n"
+          "        SHA-256 of the simulated results (equal for equal scenario and seed)\n"
           "\n"
           "options:\n"
           "  -h, --help     this text\n"
@@ -71,6 +73,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "bench") == 0) {
         return cli_bench(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "hash") == 0) {
+        return cli_hash(argc - 1, argv + 1);
     }
     fprintf(stderr, "p4p: unknown command '%s'\n", cmd);
     usage(stderr);

@@ -844,8 +844,9 @@ static const struct res_hash_table {
     const char *name;
     const char *sql;
 } res_hash_tables[] = {
-    {"run", "SELECT seed, config_json, sim_end_ns FROM run"},
-    {"parameter", "SELECT key, value FROM parameter ORDER BY key COLLATE BINARY"},
+    {"run", "SELECT seed, sim_end_ns FROM run"},
+    {"parameter", "SELECT key, value FROM parameter WHERE key <> 'topology.file'"
+                  " ORDER BY key COLLATE BINARY"},
     {"node", "SELECT node, peer_id, degree, x, y FROM node ORDER BY node"},
     {"scalar", "SELECT node, name, value FROM scalar ORDER BY node, name COLLATE BINARY"},
     {"statistic", "SELECT name, count, mean, stddev, min, p50, p90, p99, max FROM statistic"

@@ -81,6 +81,11 @@ static int open_results(const struct sim_config *cfg, const struct sim_run_opts 
     }
     struct param_ctx p = {0, *db};
     sim_config_each(cfg, param_cb, &p);
+    if (p.rc == 0 && cfg->topology.kind == SIM_TOPO_FILE) {
+        /* The path differs between machines; the content identifies the topology. */
+        file_sha256(cfg->topology.file, sha);
+        p.rc = res_param(*db, "topology.file_sha256", sha);
+    }
     if (p.rc != 0) {
         snprintf(err, errlen, "%s: %s", o->out_path, res_errmsg(*db));
         res_abort(*db);

@@ -24,6 +24,13 @@ grep -q "<svg" "$TMP/a.svg" || fail "no svg"
 expect_exit 0 "$P4P" plot "$TMP/a.sqlite" --format txt --out -
 expect_out "Coverage over time"
 
+# Same scenario and seed, another directory and file name: the same results hash.
+mkdir "$TMP/elsewhere"
+(cd "$TMP/elsewhere" && run --out b.sqlite >/dev/null) || fail "second run"
+expect_exit 0 "$P4P" hash "$TMP/a.sqlite" "$TMP/elsewhere/b.sqlite"
+[ "$(cut -d' ' -f1 "$TMP/out" | sort -u | wc -l)" -eq 1 ] || fail "hashes differ: $(cat "$TMP/out")"
+expect_exit 2 "$P4P" hash "$ROOT/README.md"
+
 # The default output name comes from the scenario name and seed.
 (cd "$TMP" && run --seed 3 >/dev/null) || fail "run with default output"
 [ -s "$TMP/default-seed3.sqlite" ] || fail "default output file missing"
