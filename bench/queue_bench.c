@@ -53,7 +53,8 @@ int main(void)
         }
         sim_queue_free(&q);
     }
-    printf("queue hold model: %d pending, %d events: %.2fM events/s (best of %d), %zu bytes/event\n",
-           PENDING, HOLDS, best / 1e6, ROUNDS, bytes);
+    printf(
+        "queue hold model: %d pending, %d events: %.2fM events/s (best of %d), %zu bytes/event\n",
+        PENDING, HOLDS, best / 1e6, ROUNDS, bytes);
     return 0;
 }

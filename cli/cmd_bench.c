@@ -36,10 +36,13 @@ static int flood(const char *graph, uint32_t messages, const char *app, struct f
     char duration[32];
     snprintf(duration, sizeof(duration), "%us", messages + 600);
     const struct sim_override ov[] = {
-        {"topology.kind", "file"}, {"topology.file", graph},
+        {"topology.kind", "file"},
+        {"topology.file", graph},
         {"nodes.app", strcmp(app, "engine") == 0 ? "flood" : "null"},
-        {"duration", duration},    {"workload.updates", "0"},
-        {"metrics.sample", duration}, {"metrics.deliveries", "false"},
+        {"duration", duration},
+        {"workload.updates", "0"},
+        {"metrics.sample", duration},
+        {"metrics.deliveries", "false"},
         {"link.mtu", "1200"},
     };
     static const char text[] = "name: flood\n";
@@ -155,8 +158,8 @@ int cli_bench(int argc, char **argv)
         printf("flood %-40s app %-6s nodes %7u  deliveries %9llu (expected %llu)  last %.3f s  "
                "setup %.2f s  wall %.2f s  %.2fM deliveries/s  %.0f B/node  peak %ld KiB\n",
                argv[optind], app, r.nodes, (unsigned long long)r.deliveries,
-               (unsigned long long)r.expected, r.last_delivery_s, r.setup_s, r.wall_s,
-               per_s / 1e6, r.bytes_per_node, r.peak_rss_kb);
+               (unsigned long long)r.expected, r.last_delivery_s, r.setup_s, r.wall_s, per_s / 1e6,
+               r.bytes_per_node, r.peak_rss_kb);
     }
     return r.deliveries == r.expected ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }

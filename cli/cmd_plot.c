@@ -54,8 +54,8 @@ int cli_plot(int argc, char **argv)
     if (out == NULL) {
         const char *dot = strrchr(db, '.');
         const char *slash = strrchr(db, '/');
-        size_t stem = (dot != NULL && (slash == NULL || dot > slash)) ? (size_t)(dot - db)
-                                                                      : strlen(db);
+        size_t stem =
+            (dot != NULL && (slash == NULL || dot > slash)) ? (size_t)(dot - db) : strlen(db);
         if (stem + 5 >= sizeof(derived)) {
             fputs("p4p plot: path too long\n", stderr);
             return CLI_EXIT_USAGE;

@@ -47,14 +47,14 @@ static void print_summary(const char *out, const struct sim_config *cfg,
 {
     printf("results      %s\n", out);
     printf("scenario     %s (seed %llu)\n", cfg->name, (unsigned long long)cfg->seed);
-    printf("nodes        %u (%llu links, %u component%s)\n", s->nodes,
-           (unsigned long long)s->edges, s->components, s->components == 1 ? "" : "s");
+    printf("nodes        %u (%llu links, %u component%s)\n", s->nodes, (unsigned long long)s->edges,
+           s->components, s->components == 1 ? "" : "s");
     printf("simulated    %.3f s, %llu events\n", (double)s->sim_end_ns / 1e9,
            (unsigned long long)s->events);
     printf("updates      %llu published, %llu deliveries, coverage %.4f\n",
            (unsigned long long)s->updates, (unsigned long long)s->deliveries, s->coverage);
-    printf("latency      p50 %.3f s, p90 %.3f s, p99 %.3f s\n", s->latency_p50_s,
-           s->latency_p90_s, s->latency_p99_s);
+    printf("latency      p50 %.3f s, p90 %.3f s, p99 %.3f s\n", s->latency_p50_s, s->latency_p90_s,
+           s->latency_p99_s);
     printf("traffic      %llu frames, %llu bytes, %llu lost on links\n",
            (unsigned long long)s->frames_sent, (unsigned long long)s->bytes_sent,
            (unsigned long long)s->frames_lost);

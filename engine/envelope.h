@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ENV_VERSION 1
+#define ENV_VERSION       1
 #define ENV_ID_PREFIX_LEN 8
 
 enum env_kind {

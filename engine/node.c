@@ -297,8 +297,7 @@ static void spread(p4p_node *n, const struct accepted *a)
 
 /* Encodes the update as this node sends it on (hops + 1) into the outbox; returns the
  * frame's offset and sets *len, or UINT32_MAX. */
-static uint32_t encode_onward(p4p_node *n, const struct env_update *u, uint64_t hops,
-                              uint32_t *len)
+static uint32_t encode_onward(p4p_node *n, const struct env_update *u, uint64_t hops, uint32_t *len)
 {
     size_t cap = u->body_len + 96;
     uint32_t off = node_ob_reserve(n, cap);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "p4p/p4p.h"
+#include "probe.h"
 
 static inline uint32_t key_hash(struct seen_key k)
 {
@@ -56,7 +57,7 @@ int seen_contains(const struct seen_set *s, struct seen_key k)
     return found;
 }
 
-/* Empties slot i and shifts later members of its probe run back (Knuth's algorithm R). */
+/* Empties slot i and shifts later members of its probe run back (see probe.h). */
 static void slot_delete(struct seen_set *s, uint32_t i)
 {
     uint32_t mask = s->slot_cap - 1;
@@ -69,9 +70,7 @@ static void slot_delete(struct seen_set *s, uint32_t i)
                 return;
             }
             uint32_t home = key_hash(s->slots[j]) & mask;
-            /* Move j back to i unless its home lies cyclically in (i, j]. */
-            int stays = (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
-            if (!stays) {
+            if (!probe_stays(i, j, home)) {
                 break;
             }
         }

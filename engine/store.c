@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "p4p/p4p.h"
+#include "probe.h"
 
 void store_init(struct store *s, uint32_t max)
 {
@@ -53,8 +54,7 @@ static void index_del(struct store *s, uint32_t pos)
                 return;
             }
             uint32_t home = slot_of(s, s->fifo[s->index[j] - 1].prefix);
-            int stays = (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
-            if (!stays) {
+            if (!probe_stays(i, j, home)) {
                 break;
             }
         }

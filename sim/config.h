@@ -54,12 +54,12 @@ struct sim_config {
     } topology;
 
     struct {
-        uint64_t latency_ns;   /* per link, unless the topology file gives one */
-        uint64_t jitter_ns;    /* uniform extra delay in [0, jitter] per frame */
+        uint64_t latency_ns;    /* per link, unless the topology file gives one */
+        uint64_t jitter_ns;     /* uniform extra delay in [0, jitter] per frame */
         uint64_t bandwidth_bps; /* 0 = unlimited */
-        uint32_t queue_bytes;  /* transmit queue per directed link; 0 = unlimited */
-        double loss;           /* Bernoulli frame loss probability, [0, 1) */
-        uint32_t mtu;          /* bytes */
+        uint32_t queue_bytes;   /* transmit queue per directed link; 0 = unlimited */
+        double loss;            /* Bernoulli frame loss probability, [0, 1) */
+        uint32_t mtu;           /* bytes */
     } link;
 
     struct {
@@ -71,15 +71,15 @@ struct sim_config {
     } gossip;
 
     struct {
-        uint32_t updates;      /* total updates published over the run */
-        double rate_per_s;     /* network-wide publish rate */
-        uint64_t start_ns;     /* first publish no earlier than this */
+        uint32_t updates;  /* total updates published over the run */
+        double rate_per_s; /* network-wide publish rate */
+        uint64_t start_ns; /* first publish no earlier than this */
         uint32_t payload_bytes;
     } workload;
 
     struct {
-        uint64_t sample_ns;    /* time-series sampling period */
-        int deliveries;        /* record one row per (update, node) delivery */
+        uint64_t sample_ns; /* time-series sampling period */
+        int deliveries;     /* record one row per (update, node) delivery */
     } metrics;
 };
 

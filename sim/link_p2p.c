@@ -38,8 +38,8 @@ static void p2p_one(struct p2p *m, struct sim_world *w, uint32_t src, uint64_t s
                 return;
             }
         }
-        uint64_t tx = ((uint64_t)f->len * 8u * 1000000000u + m->bandwidth_bps - 1) /
-                      m->bandwidth_bps;
+        uint64_t tx =
+            ((uint64_t)f->len * 8u * 1000000000u + m->bandwidth_bps - 1) / m->bandwidth_bps;
         depart = busy + tx;
         m->busy_until[slot] = depart;
     }

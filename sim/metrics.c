@@ -75,7 +75,8 @@ static uint32_t lookup(const struct sim_metrics *m, const uint8_t id[32])
     if (m->index_cap == 0) {
         return UINT32_MAX;
     }
-    for (uint32_t i = (uint32_t)prefix(id) & (m->index_cap - 1);; i = (i + 1) & (m->index_cap - 1)) {
+    for (uint32_t i = (uint32_t)prefix(id) & (m->index_cap - 1);;
+         i = (i + 1) & (m->index_cap - 1)) {
         uint32_t v = m->index[i];
         if (v == 0) {
             return UINT32_MAX;
@@ -136,11 +137,9 @@ double metrics_coverage(const struct sim_metrics *m)
     return (double)m->delivery_count / ((double)m->update_count * (m->nodes - 1));
 }
 
-int metrics_sample(struct sim_metrics *m, uint64_t t_ns, uint64_t frames_sent,
-                   uint64_t bytes_sent)
+int metrics_sample(struct sim_metrics *m, uint64_t t_ns, uint64_t frames_sent, uint64_t bytes_sent)
 {
-    if (grow((void **)&m->samples, &m->sample_cap, sizeof(*m->samples), m->sample_count + 1) !=
-        0) {
+    if (grow((void **)&m->samples, &m->sample_cap, sizeof(*m->samples), m->sample_count + 1) != 0) {
         return P4P_ENOMEM;
     }
     m->samples[m->sample_count++] = (struct sim_sample){

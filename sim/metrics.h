@@ -58,8 +58,7 @@ int metrics_published(struct sim_metrics *m, uint32_t node, const uint8_t id[32]
                       uint32_t size);
 int metrics_delivered(struct sim_metrics *m, uint32_t node, const uint8_t id[32], uint64_t t_ns,
                       uint32_t hops);
-int metrics_sample(struct sim_metrics *m, uint64_t t_ns, uint64_t frames_sent,
-                   uint64_t bytes_sent);
+int metrics_sample(struct sim_metrics *m, uint64_t t_ns, uint64_t frames_sent, uint64_t bytes_sent);
 
 /* Fraction of (update, non-origin node) pairs delivered so far; 0 with no updates. */
 double metrics_coverage(const struct sim_metrics *m);

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #define SIM_POOL_CLASSES 12 /* slot sizes 64 B .. 128 KiB */
-#define SIM_POOL_NONE UINT32_MAX
+#define SIM_POOL_NONE    UINT32_MAX
 
 struct sim_packet {
     uint32_t src;   /* sending node */

@@ -75,8 +75,7 @@ static int open_results(const struct sim_config *cfg, const struct sim_run_opts 
     int rc = res_create(o->out_path, &info, db);
     free(json);
     if (rc != 0) {
-        snprintf(err, errlen, "%s: cannot create results file: %s", o->out_path,
-                 p4p_strerror(rc));
+        snprintf(err, errlen, "%s: cannot create results file: %s", o->out_path, p4p_strerror(rc));
         return rc;
     }
     struct param_ctx p = {0, *db};
@@ -168,8 +167,7 @@ int sim_run(const struct sim_config *cfg, const struct sim_run_opts *o,
     }
     rc = res_finish(db, "ok", "", s.sim_end_ns);
     if (rc != 0) {
-        snprintf(err, errlen, "%s: cannot finish results file: %s", o->out_path,
-                 p4p_strerror(rc));
+        snprintf(err, errlen, "%s: cannot finish results file: %s", o->out_path, p4p_strerror(rc));
     }
 done:
     sim_world_destroy(w);

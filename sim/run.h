@@ -29,12 +29,12 @@ struct sim_run_summary {
 };
 
 struct sim_run_opts {
-    const char *scenario_path;   /* recorded with its SHA-256; may be NULL */
-    const char *out_path;        /* results file to write */
-    sim_progress_fn progress;    /* may be NULL */
+    const char *scenario_path; /* recorded with its SHA-256; may be NULL */
+    const char *out_path;      /* results file to write */
+    sim_progress_fn progress;  /* may be NULL */
     void *progress_ctx;
-    double (*wall_s)(void);      /* wall clock for the wall table; NULL = none recorded */
-    long (*peak_rss_kb)(void);   /* likewise */
+    double (*wall_s)(void);    /* wall clock for the wall table; NULL = none recorded */
+    long (*peak_rss_kb)(void); /* likewise */
 };
 
 /* Runs cfg to cfg->duration and writes opts->out_path. Returns 0, or a negative code with a

@@ -37,9 +37,9 @@ struct sim_world {
     struct sim_queue q;
     struct sim_pool pool;
     struct p4p_sigcache *sigcache;
-    p4p_node **nodes;      /* NULL for the null application */
-    struct sim_rng *rngs;  /* per node: the engine's random stream */
-    uint64_t *timer_at;    /* per node: scheduled deadline event, or P4P_TIME_NONE */
+    p4p_node **nodes;     /* NULL for the null application */
+    struct sim_rng *rngs; /* per node: the engine's random stream */
+    uint64_t *timer_at;   /* per node: scheduled deadline event, or P4P_TIME_NONE */
     struct sim_rng workload_rng;
     uint64_t now;
     uint32_t n;
@@ -305,8 +305,8 @@ static int create_nodes(struct sim_world *w, char *err, size_t errlen)
     pc.gossip_interval_ns = c->gossip.interval_ns;
     pc.gossip_fanout = c->gossip.fanout;
     pc.gossip_digest_max = c->gossip.digest;
-    pc.payload_max = c->workload.payload_bytes > pc.payload_max ? c->workload.payload_bytes
-                                                                : pc.payload_max;
+    pc.payload_max =
+        c->workload.payload_bytes > pc.payload_max ? c->workload.payload_bytes : pc.payload_max;
     for (uint32_t i = 0; i < w->n; i++) {
         uint32_t degree = w->g.off[i + 1] - w->g.off[i];
         pc.neighbour_max = degree > 0 ? degree : 1;
@@ -325,8 +325,7 @@ static int create_nodes(struct sim_world *w, char *err, size_t errlen)
     return 0;
 }
 
-int sim_world_create(const struct sim_config *cfg, struct sim_world **out, char *err,
-                     size_t errlen)
+int sim_world_create(const struct sim_config *cfg, struct sim_world **out, char *err, size_t errlen)
 {
     struct sim_world *w = calloc(1, sizeof(*w));
     if (w == NULL) {
@@ -335,8 +334,7 @@ int sim_world_create(const struct sim_config *cfg, struct sim_world **out, char 
     }
     w->cfg = *cfg;
     sim_pool_init(&w->pool);
-    int rc = sim_graph_build(cfg, sim_rng_derive_u64(cfg->seed, "topology", 0), &w->g, err,
-                             errlen);
+    int rc = sim_graph_build(cfg, sim_rng_derive_u64(cfg->seed, "topology", 0), &w->g, err, errlen);
     if (rc != 0) {
         goto fail;
     }

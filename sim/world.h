@@ -29,14 +29,14 @@
 struct sim_world;
 
 struct sim_counters {
-    uint64_t events;             /* events processed */
-    uint64_t arrivals;           /* frames handed to a node (each counts, duplicates too) */
-    uint64_t last_arrival_ns;    /* time of the latest arrival */
-    uint64_t published;          /* updates published by the workload */
-    uint64_t publish_failed;     /* publishes the engine refused */
-    uint64_t frames_out;         /* frames nodes emitted */
+    uint64_t events;          /* events processed */
+    uint64_t arrivals;        /* frames handed to a node (each counts, duplicates too) */
+    uint64_t last_arrival_ns; /* time of the latest arrival */
+    uint64_t published;       /* updates published by the workload */
+    uint64_t publish_failed;  /* publishes the engine refused */
+    uint64_t frames_out;      /* frames nodes emitted */
     uint64_t bytes_out;
-    uint64_t pool_failures;      /* arrivals dropped because no buffer could be had */
+    uint64_t pool_failures; /* arrivals dropped because no buffer could be had */
 };
 
 /* Builds the topology, link model and nodes of cfg, brings every link up at time 0 and

@@ -53,8 +53,8 @@ static struct sim_link_model *model(const char *link_yaml, const struct sim_grap
 {
     struct sim_config cfg;
     char err[256];
-    int rc = sim_scenario_parse(link_yaml, strlen(link_yaml), "t", ".", NULL, 0, &cfg, err,
-                                sizeof(err));
+    int rc =
+        sim_scenario_parse(link_yaml, strlen(link_yaml), "t", ".", NULL, 0, &cfg, err, sizeof(err));
     if (rc != 0) {
         fail_msg("%s", err);
     }

@@ -150,7 +150,7 @@ static void write_sample(const char *path, int mutate, int reverse, const char *
     run.seed = mutate == 10 ? 43 : 42;
     /* Paths may differ between machines: the config's copy of them is not hashed. */
     run.config_json = strcmp(scenario, "/elsewhere/x.yaml") == 0 ? "{\"file\":\"/elsewhere\"}"
-                                                                : "{\"file\":\"here\"}";
+                                                                 : "{\"file\":\"here\"}";
     assert_int_equal(res_create(path, &run, &db), 0);
     assert_int_equal(res_wall(db, "wall_s", wall), 0);
     assert_int_equal(res_param(db, "nodes", mutate == 1 ? "4" : "3"), 0);

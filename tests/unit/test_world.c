@@ -21,8 +21,7 @@
 #include "scenario.h"
 #include "world.h"
 
-static void load(const char *text, const struct sim_override *ov, size_t n,
-                 struct sim_config *cfg)
+static void load(const char *text, const struct sim_override *ov, size_t n, struct sim_config *cfg)
 {
     char err[512];
     int rc = sim_scenario_parse(text, strlen(text), "test", ".", ov, n, cfg, err, sizeof(err));
@@ -67,10 +66,8 @@ static void test_flood_line_exact(void **state)
 static void flood_graph_1000(const char *app)
 {
     const struct sim_override ov[] = {
-        {"topology.kind", "file"},
-        {"topology.file", "../shared/data/bench/graph-1000.txt"},
-        {"nodes.app", app},
-        {"duration", "30s"},
+        {"topology.kind", "file"}, {"topology.file", "../shared/data/bench/graph-1000.txt"},
+        {"nodes.app", app},        {"duration", "30s"},
         {"workload.updates", "0"},
     };
     struct sim_config cfg;
