@@ -139,6 +139,32 @@ static void drain(struct sim_world *w, uint32_t i)
 
 /* ---- The null application: flood without an engine, to measure the simulator alone ---------- */
 
+/* A null frame is NULL_PAYLOAD bytes: message number (u32), hops so far (u32), zeros. Its
+ * update id for metrics is the message number followed by zeros and "null". */
+static void null_id(uint32_t m, uint8_t id[32])
+{
+    memset(id, 0, 32);
+    memcpy(id, &m, sizeof(m));
+    memcpy(id + 28, "null", 4);
+}
+
+static void null_send(struct sim_world *w, uint32_t from, p4p_addr except, uint32_t m,
+                      uint32_t hops)
+{
+    uint8_t payload[NULL_PAYLOAD] = {0};
+    memcpy(payload, &m, sizeof(m));
+    memcpy(payload + 4, &hops, sizeof(hops));
+    struct p4p_frame f = {0, 0, payload, sizeof(payload)};
+    share_reset(w);
+    for (uint32_t s = w->g.off[from]; s < w->g.off[from + 1]; s++) {
+        if (w->g.adj[s] != except) {
+            f.peer = w->g.adj[s];
+            send_frame(w, from, &f);
+        }
+    }
+    share_reset(w);
+}
+
 static int null_publish(struct sim_world *w, uint32_t origin)
 {
     if (w->null_count == w->null_cap) {
@@ -151,39 +177,37 @@ static int null_publish(struct sim_world *w, uint32_t origin)
         w->null_cap = cap;
     }
     uint8_t *bits = calloc((w->n + 7) / 8, 1);
+    uint8_t id[32];
     if (bits == NULL) {
         return P4P_ENOMEM;
     }
     uint32_t m = w->null_count++;
     w->null_seen[m] = bits;
     bits[origin / 8] |= (uint8_t)(1u << (origin % 8));
-    uint8_t payload[NULL_PAYLOAD] = {0};
-    memcpy(payload, &m, sizeof(m));
-    struct p4p_frame f = {0, P4P_ADDR_BROADCAST, payload, sizeof(payload)};
-    share_reset(w);
-    send_frame(w, origin, &f);
-    share_reset(w);
+    null_id(m, id);
+    if (metrics_published(&w->metrics, origin, id, w->now, NULL_PAYLOAD) != 0) {
+        w->failed = 1;
+    }
+    null_send(w, origin, P4P_ADDR_BROADCAST, m, 0);
     return 0;
 }
 
 static void null_frame(struct sim_world *w, uint32_t v, const struct sim_packet *p)
 {
-    uint32_t m;
+    uint32_t m, hops;
     memcpy(&m, p->data, sizeof(m));
+    memcpy(&hops, p->data + 4, sizeof(hops));
     uint8_t *bits = w->null_seen[m];
     if (bits[v / 8] & (1u << (v % 8))) {
         return;
     }
     bits[v / 8] |= (uint8_t)(1u << (v % 8));
-    struct p4p_frame f = {p->iface, 0, p->data, p->len};
-    share_reset(w);
-    for (uint32_t s = w->g.off[v]; s < w->g.off[v + 1]; s++) {
-        if (w->g.adj[s] != p->src) {
-            f.peer = w->g.adj[s];
-            send_frame(w, v, &f);
-        }
+    uint8_t id[32];
+    null_id(m, id);
+    if (metrics_delivered(&w->metrics, v, id, w->now, hops + 1) == P4P_ENOMEM) {
+        w->failed = 1;
     }
-    share_reset(w);
+    null_send(w, v, p->src, m, hops + 1);
 }
 
 /* ---- Events ---------------------------------------------------------------------------------- */
