@@ -33,6 +33,13 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 
+# Quiet by default: one line per file; `make V=1` shows the full commands.
+ifeq ($(V),1)
+Q :=
+else
+Q = @echo "  $(if $(filter %.o,$@),CC,LD)  $@";
+endif
+
 WARN := -Wall -Wextra -Wshadow -Werror
 OPT ?= -O2 -g
 SAN :=
@@ -64,22 +71,24 @@ deps:
 $(LIB): $(call obj,$(ENGINE_SRC) $(SIM_SRC) $(CLI_SRC))
 	@mkdir -p $(@D)
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 $(BIN): $(call obj,cli/main.c) $(LIB)
-	$(CC) -o $@ $^ $(LDLIBS_ALL)
+	$(Q)$(CC) -o $@ $^ $(LDLIBS_ALL)
 
 $(BUILD)/tests/%: $(call obj,tests/unit/%.c) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) -o $@ $^ $(LDLIBS_ALL) $(CMOCKA_LIBS)
+	$(Q)$(CC) -o $@ $^ $(LDLIBS_ALL) $(CMOCKA_LIBS)
 
 $(BUILD)/bench/%: $(call obj,bench/%.c) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) -o $@ $^ $(LDLIBS_ALL)
+	$(Q)$(CC) -o $@ $^ $(LDLIBS_ALL)
 
-$(BUILD)/obj/%.o: %.c $(GEN)
+# Generated headers must exist first; which object needs which is then known from the
+# compiler's dependency files, so a new commit recompiles only what includes version.h.
+$(BUILD)/obj/%.o: %.c | $(GEN)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) -MMD -MP -c -o $@ $<
+	$(Q)$(CC) $(CFLAGS_ALL) -MMD -MP -c -o $@ $<
 
 # Text files compiled in as C strings, so the binary needs nothing from the source tree.
 $(BUILD)/gen/%_sql.h: results/%.sql tools/embed.sh
@@ -103,8 +112,8 @@ test: $(BIN) $(TESTS)
 
 run: $(BIN)
 	@mkdir -p results/out
-	$(BIN) run scenarios/default.yaml --out results/out/default.sqlite
-	$(BIN) plot results/out/default.sqlite --out results/out/default.png
+	@$(BIN) run scenarios/default.yaml --out results/out/default.sqlite
+	@$(BIN) plot results/out/default.sqlite --out results/out/default.png
 
 bench: $(BIN) $(BENCHES)
 	@BUILD=$(BUILD) sh bench/run.sh
