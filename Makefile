@@ -37,7 +37,7 @@ CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 ifeq ($(V),1)
 Q :=
 else
-Q = @echo "  $(if $(filter %.o,$@),CC,LD)  $@";
+Q = @echo "  $(if $(filter %.o,$@),CC,$(if $(filter %.a,$@),AR,LD))  $@";
 endif
 
 WARN := -Wall -Wextra -Wshadow -Werror
