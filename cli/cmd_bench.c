@@ -44,6 +44,9 @@ static int flood(const char *graph, uint32_t messages, const char *app, struct f
         {"metrics.sample", duration},
         {"metrics.deliveries", "false"},
         {"link.mtu", "1200"},
+        {"link.loss", "0"},
+        {"link.jitter", "0"},
+        {"link.bandwidth", "0"},
     };
     static const char text[] = "name: flood\n";
     struct sim_config cfg;

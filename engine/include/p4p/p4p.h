@@ -120,8 +120,6 @@ struct p4p_env {
     /* Required. Fill `out` with random bytes: a seeded stream in simulation, the OS in live
      * mode. The node draws its identity seed from it at create time. */
     void (*random)(void *ctx, uint8_t *out, size_t len);
-    /* Optional. Human-readable diagnostics; level 0 = error .. 3 = debug. */
-    void (*log)(void *ctx, int level, const char *msg);
     /* Optional, shared between nodes of one host: remembers signatures already verified, so
      * that a thousand simulated nodes holding the same bytes verify them once. Results are
      * identical with or without it. */
