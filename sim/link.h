@@ -9,8 +9,9 @@
  *
  * p2p: wired point-to-point links along the topology's edges. Per directed link: latency
  * (the topology's, else link.latency) plus uniform jitter, a transmitter of link.bandwidth
- * with a FIFO queue of link.queue bytes (tail drop), and Bernoulli loss link.loss. A frame
- * to P4P_ADDR_BROADCAST goes to every neighbour.
+ * with a FIFO queue of link.queue bytes (tail drop), and Bernoulli loss link.loss. Jitter is
+ * drawn per frame, so, as with netem, frames on one link can overtake each other. A frame to
+ * P4P_ADDR_BROADCAST goes to every neighbour.
  */
 #ifndef SIM_LINK_H
 #define SIM_LINK_H
