@@ -26,3 +26,6 @@ for n in 1000 10000 100000; do
         "$P4P" bench flood "$graph" --app "$app"
     done
 done
+
+echo "== what the shared signature cache saves (every node verifies every signature itself)"
+"$P4P" bench flood "$DATA/graph-10000.txt" --app engine --no-sigcache

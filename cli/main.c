@@ -19,7 +19,7 @@ static void usage(FILE *out)
           "        simulate a scenario file; write one SQLite results file\n"
           "  plot RESULTS [--out FILE] [--format png|svg|pdf|txt]\n"
           "        draw delivery latency, coverage and bytes per node (gnuplot)\n"
-          "  bench flood GRAPH [--messages M] [--app null|engine] [--json]\n"
+          "  bench flood GRAPH [--messages M] [--app null|engine] [--json] [--no-sigcache]\n"
           "        flood benchmark on an edge-list graph file\n"
           "  hash RESULTS...\n"
           "        SHA-256 of the simulated results (equal for equal scenario and seed)\n"

@@ -136,7 +136,7 @@ int sim_run(const struct sim_config *cfg, const struct sim_run_opts *o,
     res_db *db = NULL;
     double t0 = o->wall_s ? o->wall_s() : 0;
     err[0] = '\0';
-    int rc = sim_world_create(cfg, &w, err, errlen);
+    int rc = sim_world_create(cfg, &o->world, &w, err, errlen);
     if (rc != 0) {
         return rc;
     }

@@ -33,8 +33,9 @@ struct sim_run_opts {
     const char *out_path;      /* results file to write */
     sim_progress_fn progress;  /* may be NULL */
     void *progress_ctx;
-    double (*wall_s)(void);    /* wall clock for the wall table; NULL = none recorded */
-    long (*peak_rss_kb)(void); /* likewise */
+    double (*wall_s)(void);      /* wall clock for the wall table; NULL = none recorded */
+    long (*peak_rss_kb)(void);   /* likewise */
+    struct sim_world_opts world; /* host options, e.g. no signature cache */
 };
 
 /* Runs cfg to cfg->duration and writes opts->out_path. Returns 0, or a negative code with a

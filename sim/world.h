@@ -39,10 +39,16 @@ struct sim_counters {
     uint64_t pool_failures; /* arrivals dropped because no buffer could be had */
 };
 
+/* How the host runs, as opposed to what it simulates: none of it changes a result. */
+struct sim_world_opts {
+    int no_sigcache; /* verify every signature at every node (slow; for checking the cache) */
+};
+
 /* Builds the topology, link model and nodes of cfg, brings every link up at time 0 and
- * schedules the workload. On error returns a negative code with a message in err. */
-int sim_world_create(const struct sim_config *cfg, struct sim_world **out, char *err,
-                     size_t errlen);
+ * schedules the workload; opts may be NULL. On error returns a negative code with a message
+ * in err. */
+int sim_world_create(const struct sim_config *cfg, const struct sim_world_opts *opts,
+                     struct sim_world **out, char *err, size_t errlen);
 void sim_world_destroy(struct sim_world *w);
 
 /* Schedules one publish by `node` at `at_ns`, which must not be in the past (benchmarks and

@@ -44,7 +44,7 @@ static void test_flood_line_exact(void **state)
     assert_int_equal(cfg.nodes.count, 5);
     struct sim_world *w = NULL;
     char err[256];
-    assert_int_equal(sim_world_create(&cfg, &w, err, sizeof(err)), 0);
+    assert_int_equal(sim_world_create(&cfg, NULL, &w, err, sizeof(err)), 0);
     assert_int_equal(sim_world_publish_at(w, 0, 1000000000ull), 0);
     assert_int_equal(sim_world_run(w, cfg.duration_ns, NULL, NULL), 0);
     const struct sim_metrics *m = sim_world_metrics(w);
@@ -74,7 +74,7 @@ static uint64_t flood_graph_1000(const char *app)
     load("name: flood\n", ov, sizeof(ov) / sizeof(ov[0]), &cfg);
     struct sim_world *w = NULL;
     char err[256];
-    assert_int_equal(sim_world_create(&cfg, &w, err, sizeof(err)), 0);
+    assert_int_equal(sim_world_create(&cfg, NULL, &w, err, sizeof(err)), 0);
     for (uint64_t m = 0; m < 10; m++) {
         assert_int_equal(sim_world_publish_at(w, 0, m * 1000000000ull), 0);
     }
@@ -120,7 +120,7 @@ static void test_gossip_converges_under_loss(void **state)
     load(small_gossip, NULL, 0, &cfg);
     struct sim_world *w = NULL;
     char err[256];
-    assert_int_equal(sim_world_create(&cfg, &w, err, sizeof(err)), 0);
+    assert_int_equal(sim_world_create(&cfg, NULL, &w, err, sizeof(err)), 0);
     assert_int_equal(sim_world_run(w, cfg.duration_ns, NULL, NULL), 0);
     const struct sim_metrics *m = sim_world_metrics(w);
     assert_int_equal(m->update_count, 40);
@@ -139,12 +139,13 @@ static void test_gossip_converges_under_loss(void **state)
     sim_world_destroy(w);
 }
 
-static void run_to(const char *text, const char *seed, const char *path, char hash[65])
+static void run_to(const char *text, const char *seed, int no_sigcache, const char *path,
+                   char hash[65])
 {
     const struct sim_override ov[] = {{"seed", seed}};
     struct sim_config cfg;
     load(text, ov, 1, &cfg);
-    struct sim_run_opts o = {.out_path = path};
+    struct sim_run_opts o = {.out_path = path, .world.no_sigcache = no_sigcache};
     struct sim_run_summary s;
     char err[512];
     int rc = sim_run(&cfg, &o, &s, err, sizeof(err));
@@ -165,11 +166,14 @@ static void test_determinism(void **state)
     snprintf(b, sizeof(b), "%s/b.sqlite", dir);
     snprintf(c, sizeof(c), "%s/c.sqlite", dir);
     char ha[65], hb[65], hc[65];
-    run_to(small_gossip, "7", a, ha);
-    run_to(small_gossip, "7", b, hb);
-    run_to(small_gossip, "8", c, hc);
+    run_to(small_gossip, "7", 0, a, ha);
+    run_to(small_gossip, "7", 0, b, hb);
+    run_to(small_gossip, "8", 0, c, hc);
     assert_string_equal(ha, hb);
     assert_string_not_equal(ha, hc);
+    /* The shared signature cache saves work and changes nothing simulated. */
+    run_to(small_gossip, "7", 1, b, hb);
+    assert_string_equal(ha, hb);
     unlink(a);
     unlink(b);
     unlink(c);
@@ -184,7 +188,7 @@ static void test_results_file_contents(void **state)
     assert_non_null(mkdtemp(dir));
     char path[64], hash[65], err[256];
     snprintf(path, sizeof(path), "%s/r.sqlite", dir);
-    run_to(small_gossip, "7", path, hash);
+    run_to(small_gossip, "7", 0, path, hash);
     assert_int_equal(res_check(path, err, sizeof(err)), 0);
     struct sqlite3 *db = NULL;
     assert_int_equal(res_open_check(path, &db, err, sizeof(err)), 0);
