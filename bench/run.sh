@@ -23,7 +23,7 @@ for n in 1000 10000 100000; do
         exit 1
     fi
     for app in null engine; do
-        "$P4P" bench flood "$graph" --app "$app"
+        "$P4P" bench flood "$graph" --app "$app" --repeat 3
     done
 done
 
