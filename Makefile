@@ -4,6 +4,7 @@
 #   make test       every test: unit tests (cmocka) and command-line tests
 #   make run        run scenarios/default.yaml, write results/out/default.sqlite and a PNG plot
 #   make bench      print the benchmark figures (event queue, flood)
+#   make bench-check  fail if protocol cost or instruction counts regressed (bench/baseline.txt)
 #   make asan       AddressSanitizer + UBSan build, then every test under it
 #   make install    PREFIX=/usr/local DESTDIR=  (uninstall likewise)
 #   make format     clang-format every C file; make check-format fails on a difference
@@ -61,7 +62,7 @@ BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 GEN := $(BUILD)/gen/schema_sql.h $(BUILD)/gen/plot_gp.h $(BUILD)/gen/version.h
 
 .SECONDARY:
-.PHONY: all deps test run bench asan install uninstall clean format check-format FORCE
+.PHONY: all deps test run bench bench-check bench-baseline asan install uninstall clean format check-format FORCE
 all: $(BIN)
 
 deps:
@@ -117,6 +118,12 @@ run: $(BIN)
 
 bench: $(BIN) $(BENCHES)
 	@BUILD=$(BUILD) sh bench/run.sh
+
+# The regression gate: counts noise cannot move, against bench/baseline.txt.
+bench-check: $(BIN)
+	@BUILD=$(BUILD) sh bench/check.sh
+bench-baseline: $(BIN)
+	@BUILD=$(BUILD) sh bench/check.sh --update
 
 # Sanitizer build in its own tree; the same tests run under it.
 asan:
