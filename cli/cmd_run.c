@@ -5,7 +5,9 @@
  * shows progress on stderr (one line redrawn in place on a terminal, plain lines otherwise)
  * and prints a summary table on stdout.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +62,20 @@ static void print_summary(const char *out, const struct sim_config *cfg,
            (unsigned long long)s->frames_lost);
     printf("wall         %.2f s setup, %.2f s run, %.2fM events/s, peak %ld KiB, %.0f B/node\n",
            s->setup_s, s->wall_s, s->events_per_s / 1e6, s->peak_rss_kb, s->bytes_per_node);
+}
+
+/* Fails fast, with the reason, when the results file could not be written: better before a
+ * long simulation than after. */
+static int writable_dir_of(const char *path)
+{
+    char copy[4096];
+    snprintf(copy, sizeof(copy), "%s", path);
+    const char *dir = dirname(copy);
+    if (access(dir, W_OK | X_OK) != 0) {
+        fprintf(stderr, "p4p run: cannot write %s: %s: %s\n", path, dir, strerror(errno));
+        return 0;
+    }
+    return 1;
 }
 
 static int usage(void)
@@ -120,6 +136,9 @@ int cli_run(int argc, char **argv)
         snprintf(default_out, sizeof(default_out), "%s-seed%llu.sqlite", cfg.name,
                  (unsigned long long)cfg.seed);
         out = default_out;
+    }
+    if (!writable_dir_of(out)) {
+        return CLI_EXIT_FAIL;
     }
     if (cli_sodium_init_seeded(cfg.seed) != 0) {
         fputs("p4p run: libsodium failed to initialise\n", stderr);

@@ -32,6 +32,8 @@ expect_exit 2 "$P4P" run "$ROOT/scenarios/default.yaml" --set no.such.key=1
 expect_err "--set:1:1: "
 expect_exit 2 "$P4P" run "$ROOT/scenarios/default.yaml" --seed -3
 expect_exit 2 "$P4P" run "$ROOT/scenarios/default.yaml" --set noequals
+expect_exit 1 "$P4P" run "$ROOT/scenarios/default.yaml" --out "$TMP/no/such/dir/r.sqlite"
+expect_err "cannot write $TMP/no/such/dir/r.sqlite: $TMP/no/such/dir: No such file or directory"
 expect_exit 2 "$P4P" run
 expect_exit 2 "$P4P" frobnicate
 expect_exit 2 "$P4P" plot "$TMP/unknown.yaml"
