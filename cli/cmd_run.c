@@ -85,38 +85,45 @@ static int usage(void)
     return CLI_EXIT_USAGE;
 }
 
-int cli_run(int argc, char **argv)
+struct run_args {
+    const char *scenario, *out;
+    struct sim_override ov[OVERRIDES_MAX];
+    size_t ov_count;
+    int quiet;
+};
+
+/* Returns CLI_EXIT_OK with *a filled, -1 after --help, or CLI_EXIT_USAGE. --set arguments
+ * are split in place (argv outlives the run). */
+static int parse_args(int argc, char **argv, struct run_args *a)
 {
     static const struct option opts[] = {
         {"seed", required_argument, NULL, 's'}, {"set", required_argument, NULL, 'S'},
         {"out", required_argument, NULL, 'o'},  {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
-    struct sim_override ov[OVERRIDES_MAX];
-    size_t ov_count = 0;
-    const char *out = NULL;
-    int quiet = 0, c;
+    int c;
+    a->out = NULL;
+    a->ov_count = 0;
+    a->quiet = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "qho:", opts, NULL)) != -1) {
-        if (c == 'S' || c == 's') {
-            char *eq = c == 'S' ? strchr(optarg, '=') : NULL;
-            if ((c == 'S' && eq == NULL) || ov_count == OVERRIDES_MAX) {
-                fprintf(stderr, "p4p run: --set takes KEY=VALUE (at most %d)\n", OVERRIDES_MAX);
-                return CLI_EXIT_USAGE;
-            }
-            if (c == 'S') {
-                *eq = '\0';
-                ov[ov_count++] = (struct sim_override){optarg, eq + 1};
-            } else {
-                ov[ov_count++] = (struct sim_override){"seed", optarg};
-            }
+        char *eq = c == 'S' ? strchr(optarg, '=') : NULL;
+        if ((c == 'S' || c == 's') && ((c == 'S' && eq == NULL) || a->ov_count == OVERRIDES_MAX)) {
+            fprintf(stderr, "p4p run: --set takes KEY=VALUE (at most %d)\n", OVERRIDES_MAX);
+            return CLI_EXIT_USAGE;
+        }
+        if (c == 'S') {
+            *eq = '\0';
+            a->ov[a->ov_count++] = (struct sim_override){optarg, eq + 1};
+        } else if (c == 's') {
+            a->ov[a->ov_count++] = (struct sim_override){"seed", optarg};
         } else if (c == 'o') {
-            out = optarg;
+            a->out = optarg;
         } else if (c == 'q') {
-            quiet = 1;
+            a->quiet = 1;
         } else if (c == 'h') {
             usage();
-            return CLI_EXIT_OK;
+            return -1;
         } else {
             return usage();
         }
@@ -124,48 +131,63 @@ int cli_run(int argc, char **argv)
     if (optind != argc - 1) {
         return usage();
     }
-    const char *path = argv[optind];
-    struct sim_config cfg;
+    a->scenario = argv[optind];
+    return CLI_EXIT_OK;
+}
+
+static int run(const struct run_args *a, const struct sim_config *cfg, const char *out)
+{
     char err[1024];
-    if (sim_scenario_load(path, ov, ov_count, &cfg, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s\n", err);
-        return CLI_EXIT_USAGE;
-    }
-    char default_out[SIM_NAME_MAX + 64];
-    if (out == NULL) {
-        snprintf(default_out, sizeof(default_out), "%s-seed%llu.sqlite", cfg.name,
-                 (unsigned long long)cfg.seed);
-        out = default_out;
-    }
     if (!writable_dir_of(out)) {
         return CLI_EXIT_FAIL;
     }
-    if (cli_sodium_init_seeded(cfg.seed) != 0) {
+    if (cli_sodium_init_seeded(cfg->seed) != 0) {
         fputs("p4p run: libsodium failed to initialise\n", stderr);
         return CLI_EXIT_FAIL;
     }
-    struct progress prog = {cli_wall_s(), 0, cfg.duration_ns, isatty(STDERR_FILENO), quiet};
+    struct progress prog = {cli_wall_s(), 0, cfg->duration_ns, isatty(STDERR_FILENO), a->quiet};
     struct sim_run_opts o = {
-        .scenario_path = path,
+        .scenario_path = a->scenario,
         .out_path = out,
         .progress = on_progress,
         .progress_ctx = &prog,
         .wall_s = cli_wall_s,
         .peak_rss_kb = cli_peak_rss_kb,
     };
-    if (!quiet) {
-        fprintf(stderr, "p4p run: %s, %u nodes, %.1f s simulated, seed %llu\n", cfg.name,
-                cfg.nodes.count, (double)cfg.duration_ns / 1e9, (unsigned long long)cfg.seed);
+    if (!a->quiet) {
+        fprintf(stderr, "p4p run: %s, %u nodes, %.1f s simulated, seed %llu\n", cfg->name,
+                cfg->nodes.count, (double)cfg->duration_ns / 1e9, (unsigned long long)cfg->seed);
     }
     struct sim_run_summary s;
-    int rc = sim_run(&cfg, &o, &s, err, sizeof(err));
-    if (prog.tty && !quiet && prog.last_s > 0) {
+    int rc = sim_run(cfg, &o, &s, err, sizeof(err));
+    if (prog.tty && !a->quiet && prog.last_s > 0) {
         fputs("\r\033[K", stderr);
     }
     if (rc != 0) {
         fprintf(stderr, "p4p run: %s\n", err);
         return CLI_EXIT_FAIL;
     }
-    print_summary(out, &cfg, &s);
+    print_summary(out, cfg, &s);
     return CLI_EXIT_OK;
+}
+
+int cli_run(int argc, char **argv)
+{
+    struct run_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc != CLI_EXIT_OK) {
+        return rc == -1 ? CLI_EXIT_OK : rc;
+    }
+    struct sim_config cfg;
+    char err[1024];
+    if (sim_scenario_load(a.scenario, a.ov, a.ov_count, &cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return CLI_EXIT_USAGE;
+    }
+    char default_out[SIM_NAME_MAX + 64];
+    if (a.out == NULL) {
+        snprintf(default_out, sizeof(default_out), "%s-seed%llu.sqlite", cfg.name,
+                 (unsigned long long)cfg.seed);
+    }
+    return run(&a, &cfg, a.out != NULL ? a.out : default_out);
 }
