@@ -1582,7 +1582,7 @@ static int check_cross(struct ctx *c)
     if (rc != 0) {
         return rc;
     }
-    if (cfg->workload.start_ns >= cfg->duration_ns) {
+    if (cfg->workload.updates > 0 && cfg->workload.start_ns >= cfg->duration_ns) {
         char start[64], dur[64];
         format_uint(&fields[find_field("workload.start")], cfg->workload.start_ns, start,
                     sizeof start);
