@@ -602,6 +602,9 @@ static void test_workload_rules(void **state)
                  "t.yaml:2:8: workload.payload 64B does not fit: link.mtu 100B is below the 160B "
                  "frame overhead");
     struct sim_config c;
+    /* With nothing to publish, the start time is irrelevant. */
+    expect_ok("duration: 5s\nworkload:\n  updates: 0\n", &c);
+    assert_int_equal(c.workload.start_ns, 10000000000ull);
     expect_ok("workload:\n  payload: 1040B\n", &c);
     assert_int_equal(c.workload.payload_bytes, 1040);
 }
