@@ -47,8 +47,31 @@ static int cmp_ev(const void *a, const void *b)
     return x->key < y->key ? -1 : (x->key > y->key);
 }
 
-/* Random interleavings of push and pop against a reference kept sorted latest-first, so that
- * the earliest is popped from the end. */
+/* The reference for the randomized tests: pending events sorted latest first, so that the
+ * earliest is at the end and pops are O(1). */
+static void ref_insert(struct sim_event *ref, size_t *n, struct sim_event ev)
+{
+    size_t lo = 0, hi = *n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (cmp_ev(&ref[mid], &ev) > 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    memmove(ref + lo + 1, ref + lo, (*n - lo) * sizeof(*ref));
+    ref[lo] = ev;
+    (*n)++;
+}
+
+/* Removes and returns the earliest reference event. */
+static struct sim_event ref_pop(struct sim_event *ref, size_t *n)
+{
+    return ref[--*n];
+}
+
+/* Random interleavings of push and pop against the reference. */
 static void test_queue_matches_reference(void **state)
 {
     (void)state;
@@ -67,30 +90,17 @@ static void test_queue_matches_reference(void **state)
             uint64_t t = now + sim_rng_below(&r, 50); /* many ties */
             unsigned kind = (unsigned)sim_rng_below(&r, 256);
             assert_int_equal(sim_queue_push(&q, t, kind, (uint32_t)step, 7), 0);
-            struct sim_event ev = {t, (seq++ << 8) | kind, (uint32_t)step, 7};
-            size_t lo = 0, hi = ref_n;
-            while (lo < hi) {
-                size_t mid = (lo + hi) / 2;
-                if (cmp_ev(&ref[mid], &ev) > 0) {
-                    lo = mid + 1;
-                } else {
-                    hi = mid;
-                }
-            }
-            memmove(ref + lo + 1, ref + lo, (ref_n - lo) * sizeof(*ref));
-            ref[lo] = ev;
-            ref_n++;
+            ref_insert(ref, &ref_n, (struct sim_event){t, (seq++ << 8) | kind, (uint32_t)step, 7});
         } else {
             struct sim_event ev;
-            const struct sim_event *want = &ref[ref_n - 1];
-            assert_int_equal(sim_queue_peek_time(&q), want->time_ns);
+            assert_int_equal(sim_queue_peek_time(&q), ref[ref_n - 1].time_ns);
+            struct sim_event want = ref_pop(ref, &ref_n);
             assert_int_equal(sim_queue_pop(&q, &ev), 0);
-            assert_int_equal(ev.time_ns, want->time_ns);
-            assert_int_equal(ev.key, want->key);
-            assert_int_equal(ev.node, want->node);
-            assert_int_equal(SIM_EVENT_KIND(&ev), want->key & 0xff);
+            assert_int_equal(ev.time_ns, want.time_ns);
+            assert_int_equal(ev.key, want.key);
+            assert_int_equal(ev.node, want.node);
+            assert_int_equal(SIM_EVENT_KIND(&ev), want.key & 0xff);
             now = ev.time_ns;
-            ref_n--;
         }
         assert_int_equal(sim_queue_size(&q), ref_n);
     }
@@ -307,25 +317,8 @@ static void test_queue_push_earlier_than_last_pop(void **state)
     sim_queue_free(&q);
 }
 
-/* Inserts ev into the sorted reference ref[0..*n). */
-static void ref_insert(struct sim_event *ref, size_t *n, struct sim_event ev)
-{
-    size_t lo = 0, hi = *n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (cmp_ev(&ref[mid], &ev) < 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    memmove(ref + lo + 1, ref + lo, (*n - lo) * sizeof(*ref));
-    ref[lo] = ev;
-    (*n)++;
-}
-
 /* Random pushes at every scale above the current time, ties, and now and then a push before
- * the last pop, against a sorted reference. */
+ * the last pop, against the reference. */
 static void test_queue_matches_reference_wide(void **state)
 {
     (void)state;
@@ -351,12 +344,12 @@ static void test_queue_matches_reference_wide(void **state)
             ref_insert(ref, &ref_n, (struct sim_event){t, (seq++ << 8) | kind, (uint32_t)step, 0});
         } else {
             struct sim_event ev;
+            struct sim_event want = ref_pop(ref, &ref_n);
             assert_int_equal(sim_queue_pop(&q, &ev), 0);
-            assert_int_equal(ev.time_ns, ref[0].time_ns);
-            assert_int_equal(ev.key, ref[0].key);
-            assert_int_equal(ev.node, ref[0].node);
+            assert_int_equal(ev.time_ns, want.time_ns);
+            assert_int_equal(ev.key, want.key);
+            assert_int_equal(ev.node, want.node);
             now = ev.time_ns;
-            memmove(ref, ref + 1, (--ref_n) * sizeof(*ref));
         }
         assert_int_equal(sim_queue_size(&q), ref_n);
     }
