@@ -21,24 +21,40 @@
  * Duplicate suppression is the node's seen set; repair reaches back as far as the store
  * (store_max newest updates). Reconciliation of whole histories is the sync layer's job.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "node_int.h"
 
-void gossip_start(p4p_node *n, p4p_time_ns now)
+/* The next round: uniformly in [0.5, 1.5) intervals from now. */
+static void schedule_round(p4p_node *n, p4p_time_ns now)
 {
-    if (n->next_round_ns != P4P_TIME_NONE) {
-        return;
-    }
     uint64_t iv = n->cfg.gossip_interval_ns;
     n->next_round_ns = now + iv / 2 + node_random_below(n, iv);
 }
 
-/* Picks up to k distinct neighbours other than `except`, in random order, into out[]. */
-static uint32_t pick(p4p_node *n, p4p_addr except, uint32_t k, uint32_t *out, uint32_t cap)
+void gossip_start(p4p_node *n, p4p_time_ns now)
 {
+    if (n->next_round_ns == P4P_TIME_NONE) {
+        schedule_round(n, now);
+    }
+}
+
+/* Picks up to k distinct neighbours other than `except`, uniformly and in random order, and
+ * returns how many; their indices are n->pick[0 .. result). */
+static uint32_t pick(p4p_node *n, p4p_addr except, uint32_t k)
+{
+    if (n->pick_cap < n->nbr_count) {
+        uint32_t *p = realloc(n->pick, (size_t)n->nbr_cap * sizeof(*p));
+        if (p == NULL) {
+            return 0;
+        }
+        n->pick = p;
+        n->pick_cap = n->nbr_cap;
+    }
+    uint32_t *out = n->pick;
     uint32_t m = 0;
-    for (uint32_t i = 0; i < n->nbr_count && m < cap; i++) {
+    for (uint32_t i = 0; i < n->nbr_count; i++) {
         if (n->nbrs[i].addr != except) {
             out[m++] = i;
         }
@@ -60,10 +76,9 @@ void gossip_spread(p4p_node *n, const struct accepted *a)
     if (store_add(&n->store, a->id, n->ob.bytes + a->frame_off, a->frame_len) != 0) {
         n->stats.dropped_outbox_full++;
     }
-    uint32_t idx[64];
-    uint32_t k = pick(n, a->from, n->cfg.gossip_fanout, idx, 64);
+    uint32_t k = pick(n, a->from, n->cfg.gossip_fanout);
     for (uint32_t i = 0; i < k; i++) {
-        const struct neighbour *to = &n->nbrs[idx[i]];
+        const struct neighbour *to = &n->nbrs[n->pick[i]];
         node_ob_frame(n, to->iface, to->addr, a->frame_off, a->frame_len);
     }
 }
@@ -92,17 +107,9 @@ static void send_ids(p4p_node *n, const struct neighbour *to, enum env_kind kind
     node_ob_frame(n, to->iface, to->addr, off, (uint32_t)len);
 }
 
-static void put_prefix(uint8_t *out, uint64_t prefix)
-{
-    for (int i = 0; i < 8; i++) {
-        out[i] = (uint8_t)(prefix >> (8 * i));
-    }
-}
-
 void gossip_timeout(p4p_node *n, p4p_time_ns now)
 {
-    uint64_t iv = n->cfg.gossip_interval_ns;
-    n->next_round_ns = now + iv / 2 + node_random_below(n, iv);
+    schedule_round(n, now);
     if (n->nbr_count == 0) {
         return;
     }
@@ -111,7 +118,7 @@ void gossip_timeout(p4p_node *n, p4p_time_ns now)
     uint32_t count = limit(n) < n->store.count ? limit(n) : n->store.count;
     uint8_t ids[ENV_ID_PREFIX_LEN * IDS_MAX];
     for (uint32_t i = 0; i < count; i++) {
-        put_prefix(ids + i * ENV_ID_PREFIX_LEN, store_newest(&n->store, i)->prefix);
+        store_put_prefix(ids + i * ENV_ID_PREFIX_LEN, store_newest(&n->store, i)->prefix);
     }
     send_ids(n, to, ENV_DIGEST, ids, count);
 }
@@ -151,7 +158,7 @@ static void offer_unlisted(p4p_node *n, const struct neighbour *from, const stru
     for (uint32_t i = 0; i < newest; i++) {
         const struct store_entry *e = store_newest(&n->store, i);
         if (!listed(ids, e->prefix)) {
-            put_prefix(offer + count++ * ENV_ID_PREFIX_LEN, e->prefix);
+            store_put_prefix(offer + count++ * ENV_ID_PREFIX_LEN, e->prefix);
         }
     }
     if (count > 0) {

@@ -66,6 +66,7 @@ void p4p_node_destroy(p4p_node *n)
     seen_free(&n->seen);
     store_free(&n->store);
     free(n->nbrs);
+    free(n->pick);
     free(n->ob.frames);
     free(n->ob.events);
     free(n->ob.bytes);
@@ -86,7 +87,8 @@ void p4p_node_stats(const p4p_node *n, struct p4p_stats *out)
 size_t p4p_node_memory(const p4p_node *n)
 {
     const struct outbox *ob = &n->ob;
-    return sizeof(*n) + (size_t)n->nbr_cap * sizeof(*n->nbrs) + seen_memory(&n->seen) +
+    return sizeof(*n) + (size_t)n->nbr_cap * sizeof(*n->nbrs) +
+           (size_t)n->pick_cap * sizeof(*n->pick) + seen_memory(&n->seen) +
            store_memory(&n->store) + (size_t)ob->frame_cap * sizeof(*ob->frames) +
            (size_t)ob->event_cap * sizeof(*ob->events) + ob->byte_cap;
 }

@@ -50,6 +50,8 @@ struct p4p_node {
 
     struct neighbour *nbrs;
     uint32_t nbr_count, nbr_cap;
+    uint32_t *pick; /* gossip: scratch for choosing neighbours, pick_cap entries */
+    uint32_t pick_cap;
     uint64_t next_seq;
     uint64_t origin_prefix;    /* first 8 bytes of id.pk, the seen-set key of own updates */
     p4p_time_ns next_round_ns; /* gossip only; P4P_TIME_NONE until the first input */

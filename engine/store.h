@@ -54,6 +54,13 @@ static inline uint64_t store_prefix(const uint8_t *id8)
     return le64toh(v);
 }
 
+/* The inverse: writes a prefix back as the 8 bytes it was read from. */
+static inline void store_put_prefix(uint8_t *out8, uint64_t prefix)
+{
+    uint64_t v = htole64(prefix);
+    memcpy(out8, &v, sizeof(v));
+}
+
 size_t store_memory(const struct store *s);
 
 #endif /* P4P_STORE_H */
