@@ -41,6 +41,7 @@ struct sim_world {
     struct sim_rng *rngs; /* per node: the engine's random stream */
     uint64_t *timer_at;   /* per node: scheduled deadline event, or P4P_TIME_NONE */
     struct sim_rng workload_rng;
+    uint32_t workload_done; /* publishes the scenario's workload has made (explicit ones aside) */
     uint64_t now;
     uint32_t n;
     struct sim_counters c;
@@ -250,7 +251,7 @@ static void publish(struct sim_world *w, uint32_t origin)
 static void workload_next(struct sim_world *w)
 {
     const struct sim_config *c = &w->cfg;
-    if (w->c.published + w->c.publish_failed >= c->workload.updates) {
+    if (w->workload_done >= c->workload.updates) {
         return;
     }
     double gap_s = sim_rng_exp(&w->workload_rng, 1.0 / c->workload.rate_per_s);
@@ -279,6 +280,7 @@ static void dispatch(struct sim_world *w, const struct sim_event *ev)
     case EV_PUBLISH:
         if (ev->arg == 1) {
             publish(w, (uint32_t)sim_rng_below(&w->workload_rng, w->n));
+            w->workload_done++;
             workload_next(w);
         } else {
             publish(w, ev->node);
