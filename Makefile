@@ -45,11 +45,11 @@ WARN := -Wall -Wextra -Wshadow -Werror
 OPT ?= -O2 -g
 SAN :=
 CFLAGS_ALL = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) $(OPT) $(SAN) \
-	-Iengine/include -Iengine -Isim -Iresults -Icli -I$(BUILD)/gen $(PKG_CFLAGS) $(CFLAGS)
+	-Iengine/include -Iengine -Istorage -Isim -Iresults -Icli -I$(BUILD)/gen $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS_ALL = $(SAN) $(PKG_LIBS) -lm $(LDFLAGS)
 
 ENGINE_SRC := $(sort $(wildcard engine/*.c))
-SIM_SRC := $(sort $(wildcard sim/*.c) $(wildcard results/*.c))
+SIM_SRC := $(sort $(wildcard sim/*.c) $(wildcard storage/*.c) $(wildcard results/*.c))
 CLI_SRC := $(sort $(filter-out cli/main.c,$(wildcard cli/*.c)))
 TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))

@@ -73,9 +73,6 @@ static uint32_t pick(p4p_node *n, p4p_addr except, uint32_t k)
 
 void gossip_spread(p4p_node *n, const struct accepted *a)
 {
-    if (store_add(&n->store, a->id, n->ob.bytes + a->frame_off, a->frame_len) != 0) {
-        n->stats.dropped_outbox_full++;
-    }
     uint32_t k = pick(n, a->from, n->cfg.gossip_fanout);
     for (uint32_t i = 0; i < k; i++) {
         const struct neighbour *to = &n->nbrs[n->pick[i]];

@@ -46,14 +46,15 @@ int p4p_node_create(const struct p4p_config *cfg, const struct p4p_env *env, p4p
     }
     n->cfg = *cfg;
     n->env = *env;
-    uint8_t seed[32];
-    env->random(env->ctx, seed, sizeof(seed));
-    identity_from_seed(&n->id, seed);
-    sodium_memzero(seed, sizeof(seed));
-    n->origin_prefix = store_prefix(n->id.pk);
     seen_init(&n->seen, cfg->seen_max);
     store_init(&n->store, cfg->store_max);
     n->next_round_ns = P4P_TIME_NONE;
+    int rc = persist_open(n);
+    if (rc != 0) {
+        p4p_node_destroy(n);
+        return rc;
+    }
+    n->origin_prefix = store_prefix(n->id.pk);
     *out = n;
     return 0;
 }
@@ -118,18 +119,27 @@ uint64_t node_random_below(p4p_node *n, uint64_t bound)
 /* ---- Outbox -------------------------------------------------------------------------------- */
 
 /* Every input starts here: once the host has drained everything, the outbox starts empty
- * again (this is what keeps polled pointers valid until the next input). */
-static void node_begin(p4p_node *n, p4p_time_ns now)
+ * again (this is what keeps polled pointers valid until the next input). Returns nonzero for
+ * a node that storage failure killed: it takes no more input. Every input ends with
+ * persist_end(), which commits what the input stored. */
+static int node_begin(p4p_node *n, p4p_time_ns now)
 {
+    if (n->failed) {
+        return n->failed;
+    }
     struct outbox *ob = &n->ob;
     if (ob->frame_head == ob->frame_count && ob->event_head == ob->event_count) {
         ob->frame_head = ob->frame_count = 0;
         ob->event_head = ob->event_count = 0;
         ob->byte_used = 0;
     }
+    n->mark_frames = ob->frame_count;
+    n->mark_events = ob->event_count;
+    n->mark_bytes = ob->byte_used;
     if (n->cfg.app == P4P_APP_GOSSIP) {
         gossip_start(n, now);
     }
+    return 0;
 }
 
 static int grow(void **p, uint32_t *cap, size_t elem, uint32_t max)
@@ -254,7 +264,9 @@ static uint32_t nbr_find(const p4p_node *n, uint32_t iface, p4p_addr addr)
 
 int p4p_node_link(p4p_node *n, p4p_time_ns now, const struct p4p_link_event *ev)
 {
-    node_begin(n, now);
+    if (node_begin(n, now) != 0) {
+        return n->failed;
+    }
     uint32_t i = nbr_find(n, ev->iface, ev->peer);
     if (ev->kind == P4P_LINK_UP) {
         if (i != UINT32_MAX) {
@@ -372,16 +384,18 @@ static int on_update(p4p_node *n, const struct env_update *u, p4p_addr from)
         n->stats.dropped_badsig++;
         return P4P_EBADSIG;
     }
-    if (seen_insert(&n->seen, key) == 1) {
-        n->stats.seen_evicted++;
-    }
-    n->stats.delivered++;
     uint32_t len = 0, hops = (uint32_t)u->hops + 1;
     uint32_t off = encode_onward(n, u, hops, &len);
     if (off == UINT32_MAX) {
         n->stats.dropped_outbox_full++;
         return P4P_ENOMEM;
     }
+    if (seen_insert(&n->seen, key) == 1) {
+        n->stats.seen_evicted++;
+    }
+    n->stats.delivered++;
+    node_hold(n, id, n->ob.bytes + off, len);
+    persist_update(n, id, n->ob.bytes + off, len, 0);
     struct p4p_event ev;
     event_of(&ev, P4P_EVENT_DELIVERED, id, u, hops, from);
     ob_event(n, &ev, payload_offset(u, off, len));
@@ -394,9 +408,8 @@ static int on_update(p4p_node *n, const struct env_update *u, p4p_addr from)
     return 0;
 }
 
-int p4p_node_recv(p4p_node *n, p4p_time_ns now, const struct p4p_frame *in)
+static int recv_frame(p4p_node *n, const struct p4p_frame *in)
 {
-    node_begin(n, now);
     n->stats.frames_in++;
     n->stats.bytes_in += in->len;
     struct env_msg m;
@@ -425,19 +438,28 @@ int p4p_node_recv(p4p_node *n, p4p_time_ns now, const struct p4p_frame *in)
     return P4P_EMALFORMED;
 }
 
+int p4p_node_recv(p4p_node *n, p4p_time_ns now, const struct p4p_frame *in)
+{
+    if (node_begin(n, now) != 0) {
+        return n->failed;
+    }
+    return persist_end(n, recv_frame(n, in));
+}
+
 int p4p_node_timeout(p4p_node *n, p4p_time_ns now)
 {
-    node_begin(n, now);
+    if (node_begin(n, now) != 0) {
+        return n->failed;
+    }
     if (n->cfg.app == P4P_APP_GOSSIP && now >= n->next_round_ns) {
         gossip_timeout(n, now);
     }
-    return 0;
+    return persist_end(n, 0);
 }
 
-int p4p_node_publish(p4p_node *n, p4p_time_ns now, const uint8_t *payload, size_t len,
-                     uint8_t id_out[32])
+static int publish(p4p_node *n, p4p_time_ns now, const uint8_t *payload, size_t len,
+                   uint8_t id_out[32])
 {
-    node_begin(n, now);
     if (len > n->cfg.payload_max || (len > 0 && payload == NULL)) {
         return P4P_ETOOBIG;
     }
@@ -474,6 +496,8 @@ int p4p_node_publish(p4p_node *n, p4p_time_ns now, const uint8_t *payload, size_
         n->stats.seen_evicted++;
     }
     n->stats.published++;
+    node_hold(n, id, n->ob.bytes + off, flen);
+    persist_update(n, id, n->ob.bytes + off, flen, 1);
     struct p4p_event ev;
     event_of(&ev, P4P_EVENT_PUBLISHED, id, &u, 0, P4P_ADDR_BROADCAST);
     ob_event(n, &ev, payload_offset(&u, off, flen));
@@ -483,4 +507,13 @@ int p4p_node_publish(p4p_node *n, p4p_time_ns now, const uint8_t *payload, size_
         memcpy(id_out, id, 32);
     }
     return 0;
+}
+
+int p4p_node_publish(p4p_node *n, p4p_time_ns now, const uint8_t *payload, size_t len,
+                     uint8_t id_out[32])
+{
+    if (node_begin(n, now) != 0) {
+        return n->failed;
+    }
+    return persist_end(n, publish(n, now, payload, len, id_out));
 }

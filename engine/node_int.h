@@ -58,6 +58,14 @@ struct p4p_node {
     struct store store;        /* gossip only */
     struct p4p_env env;
     struct identity id;
+
+    /* held set and storage (persist.c) */
+    struct p4p_held held;
+    int failed;           /* a storage error killed the node: every input returns it */
+    int txn_open;         /* a storage transaction is open for the current input */
+    uint32_t mark_frames; /* outbox state when the current input began, for rollback */
+    uint32_t mark_events;
+    size_t mark_bytes;
 };
 
 /* An accepted update, as the applications see it. */
@@ -76,6 +84,20 @@ void node_ob_frame(p4p_node *n, uint32_t iface, p4p_addr peer, uint32_t off, uin
 void node_send_copy(p4p_node *n, const struct neighbour *to, const uint8_t *data, size_t len);
 
 uint64_t node_random_below(p4p_node *n, uint64_t bound);
+
+/* Storage (persist.c). All are no-ops without a store. */
+/* At create: loads or makes the identity, replays the log into the node's tables. */
+int persist_open(p4p_node *n);
+/* Within an input: keeps an accepted update (its onward frame) and, for own updates, the
+ * sequence number. A failure marks the node failed. */
+void persist_update(p4p_node *n, const uint8_t id[32], const uint8_t *frame, size_t len,
+                    int own_seq);
+/* At the end of an input: commits; on failure the input's frames and events are withdrawn.
+ * Returns rc, or the storage error. */
+int persist_end(p4p_node *n, int rc);
+/* Remembers an update as held and, for gossip, keeps its frame for repair (replay path and
+ * live path alike). */
+void node_hold(p4p_node *n, const uint8_t id[32], const uint8_t *frame, size_t len);
 
 /* Gossip (gossip.c). */
 void gossip_spread(p4p_node *n, const struct accepted *a);

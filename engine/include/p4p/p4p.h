@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "p4p/storage.h"
+
 #define P4P_VERSION "0.1.0"
 
 /* ---- Errors -------------------------------------------------------------------------------- */
@@ -44,7 +46,9 @@
     X(NOTFOUND, -10, "not found")                                                                  \
     X(IO, -11, "input/output error")                                                               \
     X(PARSE, -12, "parse error")                                                                   \
-    X(UNKNOWN_PEER, -13, "unknown peer")
+    X(UNKNOWN_PEER, -13, "unknown peer")                                                           \
+    X(CORRUPT, -14, "stored data is corrupt")                                                      \
+    X(FENCED, -15, "fenced off by a newer writer")
 
 enum p4p_error {
 #define P4P_ERROR_ENUM_(name, code, text) P4P_E##name = (code),
@@ -124,6 +128,13 @@ struct p4p_env {
      * that a thousand simulated nodes holding the same bytes verify them once. Results are
      * identical with or without it. */
     struct p4p_sigcache *sigcache;
+    /* Optional (ops == NULL: none). The node keeps its identity and every update it accepts
+     * here, commits at the end of each input call that wrote, and only then lets the host see
+     * that call's frames and events: what is acknowledged is durable. A node created on a
+     * store that holds data restarts from it (identity, sequence numbers, the updates it
+     * held). A failed write or commit kills the node: that input and every later one return
+     * the error, and the host destroys it (a crash) and may create it again from the store. */
+    struct p4p_storage storage;
 };
 
 enum p4p_app {
@@ -143,6 +154,9 @@ struct p4p_config {
     p4p_time_ns gossip_interval_ns; /* mean time between push-pull rounds */
     uint32_t gossip_fanout;         /* neighbours that get a new update eagerly */
     uint32_t gossip_digest_max;     /* update ids offered per round */
+    /* storage */
+    int storage_repair; /* on a corrupt log: 0 refuse to start (P4P_ECORRUPT), 1 keep the
+                         * good prefix, drop the rest and catch up from peers */
 };
 
 /* Fills sensible defaults (documented in docs/PROTOCOL.md). */
@@ -171,7 +185,10 @@ void p4p_config_default(struct p4p_config *cfg);
     X(digests_in)                                                                                  \
     X(offers_in)                                                                                   \
     X(wants_in)                                                                                    \
-    X(repairs_sent)
+    X(repairs_sent)                                                                                \
+    X(stored)                                                                                      \
+    X(replayed)                                                                                    \
+    X(storage_dropped)
 
 struct p4p_stats {
 #define P4P_STATS_FIELD_(name) uint64_t name;
@@ -183,9 +200,10 @@ struct p4p_stats {
 
 typedef struct p4p_node p4p_node;
 
-/* Creates a node. `cfg` and `env` are copied; env->ctx and env->sigcache must outlive the
- * node. Draws a 32-byte identity seed from env->random. Returns 0 or P4P_EINVAL/P4P_ENOMEM;
- * *out is written only on success. */
+/* Creates a node. `cfg` and `env` are copied; env->ctx, env->sigcache and the storage handle
+ * must outlive the node. Draws a 32-byte identity seed from env->random, unless the store
+ * already holds one. Returns 0 or P4P_EINVAL/P4P_ENOMEM, a storage error, or P4P_ECORRUPT
+ * for a damaged store (when cfg->storage_repair is 0); *out is written only on success. */
 int p4p_node_create(const struct p4p_config *cfg, const struct p4p_env *env, p4p_node **out);
 void p4p_node_destroy(p4p_node *node);
 
@@ -209,6 +227,23 @@ int p4p_node_poll_event(p4p_node *node, struct p4p_event *out);
 p4p_time_ns p4p_node_deadline(const p4p_node *node);
 
 void p4p_node_stats(const p4p_node *node, struct p4p_stats *out);
+
+/* The set of updates the node holds (published or accepted; with storage, exactly what its
+ * log holds): how many, and an order-independent digest (the lane-wise sum of their ids as
+ * four little-endian 64-bit words). Two nodes that hold the same set give the same digest. */
+struct p4p_held {
+    uint64_t count;
+    uint64_t sum[4];
+};
+void p4p_node_held(const p4p_node *node, struct p4p_held *out);
+/* Adds one id to a digest (for hosts that rebuild one, e.g. from the events they saw). */
+void p4p_held_add(struct p4p_held *h, const uint8_t id[32]);
+/* The update id of a record of the node's log (for hosts that check a store against what
+ * the node acknowledged). 0, or P4P_EMALFORMED when the record is not an update. */
+int p4p_record_id(const uint8_t *rec, size_t len, uint8_t id[32]);
+
+/* 0 while the node works; the storage error that killed it otherwise (see p4p_env). */
+int p4p_node_failed(const p4p_node *node);
 
 /* Approximate heap bytes owned by the node (for the per-node memory figure). */
 size_t p4p_node_memory(const p4p_node *node);
