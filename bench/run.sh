@@ -7,6 +7,7 @@
 #      "setup" in each flood line is the start-up time: loading the graph and creating every
 #      node (identity keys, neighbour tables); graph-10000 with the engine is the 10,000-node
 #      start-up figure.
+#   3. chunking and hashing throughput (FastCDC, BLAKE2b) against raw BLAKE2b
 set -eu
 BUILD=${BUILD:-build}
 P4P="$BUILD/p4p"
@@ -29,3 +30,6 @@ done
 
 echo "== what the shared signature cache saves (every node verifies every signature itself)"
 "$P4P" bench flood "$DATA/graph-10000.txt" --app engine --no-sigcache
+
+echo "== content-defined chunking and hashing (64 MiB)"
+"$BUILD/bench/chunk_bench"
