@@ -8,6 +8,9 @@
 #      node (identity keys, neighbour tables); graph-10000 with the engine is the 10,000-node
 #      start-up figure.
 #   3. chunking and hashing throughput (FastCDC, BLAKE2b) against raw BLAKE2b
+#   4. storage backends: appends/s and bytes written per append (a commit each, and batched),
+#      recovery time of a 1,000,000-record log, memory of a store holding 10,000 records;
+#      then a crashing simulation (scenarios/crash.yaml) on each backend
 set -eu
 BUILD=${BUILD:-build}
 P4P="$BUILD/p4p"
@@ -33,3 +36,18 @@ echo "== what the shared signature cache saves (every node verifies every signat
 
 echo "== content-defined chunking and hashing (64 MiB)"
 "$BUILD/bench/chunk_bench"
+
+echo "== storage backends"
+"$BUILD/bench/storage_bench"
+
+echo "== crashes and restarts (scenarios/crash.yaml) on each backend"
+for backend in memory sqlite; do
+    out=$(mktemp /tmp/p4p-bench-XXXXXX.sqlite)
+    "$P4P" run scenarios/crash.yaml --quiet --set storage.backend=$backend --out "$out"
+    sqlite3 -readonly "$out" "SELECT '$backend', group_concat(name || ' ' || printf('%.4g', value), ', ')
+        FROM (SELECT name, value FROM scalar WHERE node = -1 AND name IN ('restarts',
+        'restarts_caught_up', 'ops_lost_acked', 'write_amplification', 'stored_bytes_per_op')
+        UNION ALL SELECT 'catch_up_p50_s', p50 FROM statistic WHERE name = 'catch_up_s'
+        UNION ALL SELECT 'recovery_wall_max_s', value FROM wall WHERE name = 'recovery_wall_max_s')"
+    rm -f "$out"
+done

@@ -26,6 +26,12 @@ enum sim_topology_kind {
     SIM_TOPO_FILE,               /* edge list "N D E SEED" then "u v latency_ms" lines */
 };
 
+enum sim_storage_backend {
+    SIM_STORAGE_NONE = 0,
+    SIM_STORAGE_MEMORY = 1, /* storage/storage_mem.c, one store per node */
+    SIM_STORAGE_SQLITE = 2, /* storage/storage_sqlite.c: in-memory databases, or files in dir */
+};
+
 enum sim_app {
     SIM_APP_FLOOD = P4P_APP_FLOOD,
     SIM_APP_GOSSIP = P4P_APP_GOSSIP,
@@ -76,6 +82,20 @@ struct sim_config {
         uint64_t start_ns; /* first publish no earlier than this */
         uint32_t payload_bytes;
     } workload;
+
+    struct {
+        enum sim_storage_backend backend;
+        char dir[SIM_PATH_MAX]; /* sqlite: one file per node here; "" = in-memory databases */
+        int repair;             /* a corrupt log: keep its good prefix, catch up from peers */
+    } storage;
+
+    struct {
+        uint64_t at_ns;        /* scheduled: at this time (0 = none)... */
+        double fraction;       /* ...this fraction of the nodes crash */
+        double rate_per_s;     /* random: crashes per node per second (Poisson) */
+        uint32_t every_writes; /* crash testing: a node crashes at every k-th storage write */
+        uint64_t downtime_ns;  /* from a crash to the restart */
+    } crash;
 
     struct {
         uint64_t sample_ns; /* time-series sampling period */

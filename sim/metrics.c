@@ -70,7 +70,7 @@ static int reindex(struct sim_metrics *m, uint32_t cap)
     return 0;
 }
 
-static uint32_t lookup(const struct sim_metrics *m, const uint8_t id[32])
+uint32_t metrics_find(const struct sim_metrics *m, const uint8_t id[32])
 {
     if (m->index_cap == 0) {
         return UINT32_MAX;
@@ -115,7 +115,7 @@ int metrics_published(struct sim_metrics *m, uint32_t node, const uint8_t id[32]
 int metrics_delivered(struct sim_metrics *m, uint32_t node, const uint8_t id[32], uint64_t t_ns,
                       uint32_t hops)
 {
-    uint32_t u = lookup(m, id);
+    uint32_t u = metrics_find(m, id);
     if (u == UINT32_MAX) {
         m->unknown++;
         return P4P_ENOTFOUND;

@@ -58,6 +58,9 @@ int metrics_published(struct sim_metrics *m, uint32_t node, const uint8_t id[32]
                       uint32_t size);
 int metrics_delivered(struct sim_metrics *m, uint32_t node, const uint8_t id[32], uint64_t t_ns,
                       uint32_t hops);
+/* The number of a published update (publish order, from 0), or UINT32_MAX. */
+uint32_t metrics_find(const struct sim_metrics *m, const uint8_t id[32]);
+
 int metrics_sample(struct sim_metrics *m, uint64_t t_ns, uint64_t frames_sent, uint64_t bytes_sent);
 
 /* Fraction of (update, non-origin node) pairs delivered so far; 0 with no updates. */

@@ -136,7 +136,11 @@ int sim_run(const struct sim_config *cfg, const struct sim_run_opts *o,
     res_db *db = NULL;
     double t0 = o->wall_s ? o->wall_s() : 0;
     err[0] = '\0';
-    int rc = sim_world_create(cfg, &o->world, &w, err, errlen);
+    struct sim_world_opts wo = o->world;
+    if (wo.wall_s == NULL) {
+        wo.wall_s = o->wall_s;
+    }
+    int rc = sim_world_create(cfg, &wo, &w, err, errlen);
     if (rc != 0) {
         return rc;
     }
@@ -148,6 +152,12 @@ int sim_run(const struct sim_config *cfg, const struct sim_run_opts *o,
     }
     rc = sim_world_run(w, cfg->duration_ns, o->progress, o->progress_ctx);
     double t2 = o->wall_s ? o->wall_s() : 0;
+    rc = rc ? rc : sim_world_check_stores(w, NULL);
+    if (rc == P4P_ECORRUPT) {
+        snprintf(err, errlen, "check failed: %s", sim_world_error(w));
+        res_finish(db, "failed", err, sim_world_now(w));
+        goto done;
+    }
     if (rc != 0) {
         snprintf(err, errlen, "simulation stopped: %s", p4p_strerror(rc));
         res_finish(db, "failed", err, sim_world_now(w));

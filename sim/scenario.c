@@ -36,6 +36,7 @@
 /* Enum members are stored through an int pointer. */
 _Static_assert(sizeof(enum sim_app) == sizeof(int), "enum sim_app must be int-sized");
 _Static_assert(sizeof(enum sim_topology_kind) == sizeof(int), "enum must be int-sized");
+_Static_assert(sizeof(enum sim_storage_backend) == sizeof(int), "enum must be int-sized");
 
 /* Bytes the engine adds around an application payload in one frame (envelope, ids, signature);
  * see docs/PROTOCOL.md. A payload must fit in link.mtu together with them. */
@@ -116,6 +117,13 @@ static const struct enum_name topo_names[] = {
     {NULL, 0},
 };
 
+static const struct enum_name storage_names[] = {
+    {"none", SIM_STORAGE_NONE},
+    {"memory", SIM_STORAGE_MEMORY},
+    {"sqlite", SIM_STORAGE_SQLITE},
+    {NULL, 0},
+};
+
 struct field {
     const char *key; /* dotted path in the YAML tree */
     enum field_type type;
@@ -168,6 +176,14 @@ static const struct field fields[] = {
     FIELD("workload.rate", T_RATE, workload.rate_per_s, 0, 0, R_MIN_OPEN | R_NO_MAX, "1/s", NULL),
     FIELD("workload.start", T_DURATION, workload.start_ns, 0, 0, R_NO_MAX, "10s", NULL),
     FIELD("workload.payload", T_SIZE, workload.payload_bytes, 0, 65535, 0, "64B", NULL),
+    FIELD("storage.backend", T_ENUM, storage.backend, 0, 0, 0, "none", storage_names),
+    FIELD("storage.dir", T_PATH, storage.dir, 0, SIM_PATH_MAX - 1, 0, "", NULL),
+    FIELD("storage.repair", T_BOOL, storage.repair, 0, 0, 0, "false", NULL),
+    FIELD("crash.at", T_DURATION, crash.at_ns, 0, 0, R_NO_MAX, "0", NULL),
+    FIELD("crash.fraction", T_PROB, crash.fraction, 0, 1, 0, "0", NULL),
+    FIELD("crash.rate", T_RATE, crash.rate_per_s, 0, 0, R_NO_MAX, "0/s", NULL),
+    FIELD("crash.every_writes", T_U32, crash.every_writes, 0, U32_MAX_D, 0, "0", NULL),
+    FIELD("crash.downtime", T_DURATION, crash.downtime_ns, 0, 0, R_NO_MAX, "10s", NULL),
     FIELD("metrics.sample", T_DURATION, metrics.sample_ns, 0, 0, R_MIN_OPEN | R_NO_MAX, "1s", NULL),
     FIELD("metrics.deliveries", T_BOOL, metrics.deliveries, 0, 0, 0, "true", NULL),
 };
@@ -1604,6 +1620,28 @@ static int check_cross(struct ctx *c)
                       "be <= link.mtu %" PRIu32 "B, so at most %" PRIu32 "B",
                       cfg->workload.payload_bytes, WORKLOAD_OVERHEAD_BYTES, cfg->link.mtu,
                       cfg->link.mtu - WORKLOAD_OVERHEAD_BYTES);
+    }
+    int crashes = (cfg->crash.at_ns > 0 && cfg->crash.fraction > 0) || cfg->crash.rate_per_s > 0 ||
+                  cfg->crash.every_writes > 0;
+    if (crashes && cfg->storage.backend == SIM_STORAGE_NONE) {
+        return report(c, P4P_EINVAL,
+                      BLAME(c, "storage.backend", "crash.every_writes", "crash.rate",
+                            "crash.fraction", "crash.at"),
+                      "crashes need storage: set storage.backend to memory or sqlite (a node "
+                      "restarts from its store)");
+    }
+    if (crashes && cfg->nodes.app == SIM_APP_NULL) {
+        return report(c, P4P_EINVAL,
+                      BLAME(c, "nodes.app", "crash.every_writes", "crash.rate", "crash.fraction"),
+                      "the null application has no engine to crash; use flood or gossip");
+    }
+    if (cfg->storage.dir[0] != '\0' && cfg->storage.backend != SIM_STORAGE_SQLITE) {
+        return report(c, P4P_EINVAL, BLAME(c, "storage.dir", "storage.backend"),
+                      "storage.dir is for the sqlite backend only");
+    }
+    if (cfg->storage.backend != SIM_STORAGE_NONE && cfg->nodes.app == SIM_APP_NULL) {
+        return report(c, P4P_EINVAL, BLAME(c, "storage.backend", "nodes.app"),
+                      "the null application stores nothing; use flood or gossip with storage");
     }
     return 0;
 }

@@ -11,12 +11,14 @@
  */
 #include "world.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
 
+#include "disk.h"
 #include "pool.h"
 #include "queue.h"
 #include "rng.h"
@@ -26,6 +28,20 @@ enum {
     EV_TIMER = 2,   /* node = whose deadline; stale unless time == timer_at[node] */
     EV_PUBLISH = 3, /* node = origin (explicit) or ignored (workload: arg = 1) */
     EV_SAMPLE = 4,  /* metrics sampling tick */
+    EV_CRASH = 5,   /* node dies (arg 1: a random-rate crash, which schedules the next) */
+    EV_RESTART = 6, /* node starts again from its store */
+};
+
+/* Per node, when the scenario crashes nodes: what the host saw acknowledged, its counters
+ * from earlier lives, and the catch-up after the last restart. */
+struct life {
+    struct p4p_held acked;  /* ids of every PUBLISHED and DELIVERED event */
+    struct p4p_stats past;  /* counters of earlier incarnations */
+    uint8_t pk[32];         /* identity (kept while the node is down) */
+    uint64_t restart_ns;    /* last restart, for the catch-up time */
+    uint32_t catch_target;  /* updates published before the restart... */
+    uint32_t catch_missing; /* ...that the node still lacks; 0 = caught up */
+    uint8_t catching_up;
 };
 
 #define NULL_PAYLOAD 64
@@ -46,6 +62,18 @@ struct sim_world {
     uint32_t n;
     struct sim_counters c;
     struct sim_metrics metrics;
+    struct p4p_config node_cfg; /* the engine configuration, for restarts */
+    /* storage and crashes (NULL / zero when the scenario has none) */
+    struct sim_disks *disks;
+    struct life *life;
+    struct sim_rng crash_rng;
+    struct sim_crash_stats cs;
+    double *catch_up_s; /* one per restart that caught up */
+    double *replayed;   /* records replayed, one per restart */
+    uint32_t restart_cap;
+    double (*wall_s)(void);
+    char error[256];     /* why the run stopped, when a check failed */
+    uint64_t lost_acked; /* acknowledged updates missing at the end (sim_world_check_stores) */
     /* null application: one bitmap of n bits per message */
     uint8_t **null_seen;
     uint32_t null_count, null_cap;
@@ -104,6 +132,17 @@ static void send_frame(struct sim_world *w, uint32_t src, const struct p4p_frame
     w->link->ops->send(w->link, w, src, f, w->now);
 }
 
+static void acknowledged(struct sim_world *w, uint32_t i, const struct p4p_event *ev)
+{
+    struct life *l = &w->life[i];
+    p4p_held_add(&l->acked, ev->id);
+    if (l->catching_up && ev->kind == P4P_EVENT_DELIVERED &&
+        metrics_find(&w->metrics, ev->id) < l->catch_target && --l->catch_missing == 0) {
+        l->catching_up = 0;
+        w->catch_up_s[w->cs.caught_up++] = (double)(w->now - l->restart_ns) / 1e9;
+    }
+}
+
 /* Drains node i after an input: frames to the link model, events to metrics, deadline to
  * the queue. */
 static void drain(struct sim_world *w, uint32_t i)
@@ -125,6 +164,9 @@ static void drain(struct sim_world *w, uint32_t i)
         if (rc == P4P_ENOMEM) {
             w->failed = 1;
         }
+        if (w->life != NULL) {
+            acknowledged(w, i, &ev);
+        }
     }
     p4p_time_ns d = p4p_node_deadline(node);
     if (d != P4P_TIME_NONE && d < w->now) {
@@ -136,6 +178,196 @@ static void drain(struct sim_world *w, uint32_t i)
             w->failed = 1;
         }
     }
+}
+
+/* ---- Nodes: start, crash, restart ------------------------------------------------------------ */
+
+/* Creates node i (from its store, if the scenario has one) and brings its links up. */
+static int start_node(struct sim_world *w, uint32_t i, char *err, size_t errlen)
+{
+    struct p4p_config pc = w->node_cfg;
+    uint32_t degree = w->g.off[i + 1] - w->g.off[i];
+    pc.neighbour_max = degree > 0 ? degree : 1;
+    struct p4p_env env = {.ctx = &w->rngs[i], .random = node_random, .sigcache = w->sigcache};
+    int rc = 0;
+    if (w->disks != NULL) {
+        rc = sim_disks_open(w->disks, i, &env.storage, err, errlen);
+    }
+    rc = rc ? rc : p4p_node_create(&pc, &env, &w->nodes[i]);
+    if (rc == 0 && w->cfg.crash.every_writes > 0) {
+        /* Counted from here: the writes of a running node, not those of its start. */
+        sim_disks_fail_after(w->disks, i, w->cfg.crash.every_writes);
+    }
+    if (rc != 0) {
+        if (err[0] == '\0') {
+            snprintf(err, errlen, "node %u: %s", i, p4p_strerror(rc));
+        }
+        w->nodes[i] = NULL;
+        return rc;
+    }
+    for (uint32_t k = w->g.off[i]; k < w->g.off[i + 1]; k++) {
+        struct p4p_link_event le = {P4P_LINK_UP, 0, w->g.adj[k]};
+        p4p_node_link(w->nodes[i], w->now, &le);
+    }
+    drain(w, i);
+    return 0;
+}
+
+static void add_stats(struct p4p_stats *a, const struct p4p_stats *b)
+{
+#define STAT_ADD_(name) a->name += b->name;
+    P4P_STATS(STAT_ADD_)
+#undef STAT_ADD_
+}
+
+/* Node i dies: its memory and its open transaction are gone, its store stays. */
+static void crash(struct sim_world *w, uint32_t i, uint64_t random)
+{
+    struct life *l = &w->life[i];
+    struct p4p_stats st;
+    p4p_node_stats(w->nodes[i], &st);
+    add_stats(&l->past, &st);
+    p4p_node_public_key(w->nodes[i], l->pk);
+    p4p_node_destroy(w->nodes[i]);
+    w->nodes[i] = NULL;
+    sim_disks_crash(w->disks, i);
+    w->timer_at[i] = P4P_TIME_NONE;
+    l->catching_up = 0;
+    w->cs.crashes++;
+    if (sim_queue_push(&w->q, w->now + w->cfg.crash.downtime_ns, EV_RESTART, i, random) != 0) {
+        w->failed = 1;
+    }
+}
+
+/* A node whose store failed under it (crash testing) dies on the spot. */
+static void after_input(struct sim_world *w, uint32_t i)
+{
+    drain(w, i);
+    if (w->disks != NULL && p4p_node_failed(w->nodes[i]) != 0) {
+        w->cs.crashes_on_write++;
+        crash(w, i, 0);
+    }
+}
+
+static int same_held(const struct p4p_held *a, const struct p4p_held *b)
+{
+    return a->count == b->count && memcmp(a->sum, b->sum, sizeof(a->sum)) == 0;
+}
+
+static void check_failed(struct sim_world *w, uint32_t i, const char *what,
+                         const struct p4p_held *got, const struct p4p_held *want)
+{
+    snprintf(w->error, sizeof(w->error),
+             "node %u at %.3f s: %s (%" PRIu64 " updates, expected %" PRIu64
+             "); replay with seed %" PRIu64,
+             i, (double)w->now / 1e9, what, got->count, want->count, w->cfg.seed);
+}
+
+static int grow_restarts(struct sim_world *w)
+{
+    if (w->cs.restarts < w->restart_cap) {
+        return 0;
+    }
+    uint32_t cap = w->restart_cap ? w->restart_cap * 2 : 64;
+    double *a = realloc(w->catch_up_s, cap * sizeof(*a));
+    if (a != NULL) {
+        w->catch_up_s = a;
+    }
+    double *b = realloc(w->replayed, cap * sizeof(*b));
+    if (b != NULL) {
+        w->replayed = b;
+    }
+    if (a == NULL || b == NULL) {
+        return P4P_ENOMEM;
+    }
+    w->restart_cap = cap;
+    return 0;
+}
+
+/* Node i starts again from its store. Checked on the spot: the restarted node holds exactly
+ * what its log holds, and that is exactly what it had acknowledged before it died. */
+static void restart(struct sim_world *w, uint32_t i)
+{
+    struct life *l = &w->life[i];
+    char err[256] = "";
+    if (grow_restarts(w) != 0) {
+        w->failed = 1;
+        return;
+    }
+    double t0 = w->wall_s ? w->wall_s() : 0;
+    int rc = start_node(w, i, err, sizeof(err));
+    double t1 = w->wall_s ? w->wall_s() : 0;
+    if (rc != 0) {
+        snprintf(w->error, sizeof(w->error), "node %u at %.3f s: cannot restart: %.180s", i,
+                 (double)w->now / 1e9, err);
+        return;
+    }
+    w->cs.recovery_wall_s += t1 - t0;
+    if (t1 - t0 > w->cs.recovery_wall_max_s) {
+        w->cs.recovery_wall_max_s = t1 - t0;
+    }
+    struct p4p_held node, disk;
+    p4p_node_held(w->nodes[i], &node);
+    struct p4p_stats st;
+    p4p_node_stats(w->nodes[i], &st);
+    w->replayed[w->cs.restarts++] = (double)st.replayed;
+    if (sim_disks_held(w->disks, i, &disk) != 0 || !same_held(&node, &disk)) {
+        check_failed(w, i, "after restart the node's state differs from its log", &node, &disk);
+        return;
+    }
+    if (!same_held(&disk, &l->acked)) {
+        check_failed(w, i, "acknowledged updates are missing from the log after a crash", &disk,
+                     &l->acked);
+        return;
+    }
+    l->restart_ns = w->now;
+    l->catch_target = w->metrics.update_count;
+    l->catch_missing = (uint32_t)(l->catch_target - l->acked.count);
+    l->catching_up = l->catch_missing > 0;
+    if (!l->catching_up) {
+        w->catch_up_s[w->cs.caught_up++] = 0;
+    }
+}
+
+static void schedule_random_crash(struct sim_world *w, uint32_t i)
+{
+    double gap_s = sim_rng_exp(&w->crash_rng, 1.0 / w->cfg.crash.rate_per_s);
+    uint64_t at = w->now + (uint64_t)(gap_s * 1e9);
+    if (at <= w->cfg.duration_ns && sim_queue_push(&w->q, at, EV_CRASH, i, 1) != 0) {
+        w->failed = 1;
+    }
+}
+
+/* The scenario's crash schedule: a fraction of the nodes at one time, and a Poisson process
+ * of crashes per node. */
+static int schedule_crashes(struct sim_world *w)
+{
+    const struct sim_config *c = &w->cfg;
+    if (c->crash.at_ns > 0 && c->crash.fraction > 0) {
+        uint32_t k = (uint32_t)(c->crash.fraction * w->n + 0.5);
+        uint32_t *order = malloc((size_t)w->n * sizeof(*order));
+        if (order == NULL) {
+            return P4P_ENOMEM;
+        }
+        for (uint32_t i = 0; i < w->n; i++) {
+            order[i] = i;
+        }
+        for (uint32_t i = 0; i < k && i < w->n; i++) {
+            uint32_t j = i + (uint32_t)sim_rng_below(&w->crash_rng, w->n - i);
+            uint32_t t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+            if (sim_queue_push(&w->q, c->crash.at_ns, EV_CRASH, order[i], 0) != 0) {
+                free(order);
+                return P4P_ENOMEM;
+            }
+        }
+        free(order);
+    }
+    for (uint32_t i = 0; i < w->n && c->crash.rate_per_s > 0; i++) {
+        schedule_random_crash(w, i);
+    }
+    return w->failed ? P4P_ENOMEM : 0;
 }
 
 /* ---- The null application: flood without an engine, to measure the simulator alone ---------- */
@@ -220,10 +452,12 @@ static void on_frame(struct sim_world *w, const struct sim_event *ev)
     w->c.last_arrival_ns = w->now;
     if (w->nodes == NULL) {
         null_frame(w, ev->node, p);
+    } else if (w->nodes[ev->node] == NULL) {
+        w->cs.dropped_down++; /* the receiver is down: the frame falls on deaf ears */
     } else {
         struct p4p_frame f = {p->iface, p->src, p->data, p->len};
         p4p_node_recv(w->nodes[ev->node], w->now, &f);
-        drain(w, ev->node);
+        after_input(w, ev->node);
     }
     sim_pool_release(&w->pool, ev->arg);
 }
@@ -237,8 +471,12 @@ static void publish(struct sim_world *w, uint32_t origin)
         uint8_t payload[65536];
         uint32_t len = w->cfg.workload.payload_bytes;
         sim_rng_bytes(&w->workload_rng, payload, len);
+        if (w->nodes[origin] == NULL) {
+            w->cs.publish_down++; /* the author's device is off: nothing is written */
+            return;
+        }
         rc = p4p_node_publish(w->nodes[origin], w->now, payload, len, NULL);
-        drain(w, origin);
+        after_input(w, origin);
     }
     if (rc == 0) {
         w->c.published++;
@@ -271,10 +509,23 @@ static void dispatch(struct sim_world *w, const struct sim_event *ev)
         on_frame(w, ev);
         break;
     case EV_TIMER:
-        if (w->timer_at[ev->node] == ev->time_ns) {
+        if (w->timer_at[ev->node] == ev->time_ns && w->nodes[ev->node] != NULL) {
             w->timer_at[ev->node] = P4P_TIME_NONE;
             p4p_node_timeout(w->nodes[ev->node], w->now);
-            drain(w, ev->node);
+            after_input(w, ev->node);
+        }
+        break;
+    case EV_CRASH:
+        if (w->nodes[ev->node] != NULL) {
+            crash(w, ev->node, ev->arg);
+        } else if (ev->arg == 1) {
+            schedule_random_crash(w, ev->node); /* down already: the process goes on */
+        }
+        break;
+    case EV_RESTART:
+        restart(w, ev->node);
+        if (ev->arg == 1 && w->nodes[ev->node] != NULL) {
+            schedule_random_crash(w, ev->node);
         }
         break;
     case EV_PUBLISH:
@@ -302,6 +553,9 @@ static void dispatch(struct sim_world *w, const struct sim_event *ev)
 
 int sim_world_run(struct sim_world *w, uint64_t until_ns, sim_progress_fn progress, void *ctx)
 {
+    if (w->error[0] != '\0') {
+        return P4P_ECORRUPT;
+    }
     struct sim_event ev;
     while (!w->failed && sim_queue_peek_time(&w->q) <= until_ns) {
         sim_queue_pop(&w->q, &ev);
@@ -313,6 +567,9 @@ int sim_world_run(struct sim_world *w, uint64_t until_ns, sim_progress_fn progre
     }
     if (w->now < until_ns && until_ns != UINT64_MAX) {
         w->now = until_ns;
+    }
+    if (w->error[0] != '\0') {
+        return P4P_ECORRUPT;
     }
     return w->failed ? P4P_ENOMEM : 0;
 }
@@ -333,22 +590,17 @@ static int create_nodes(struct sim_world *w, char *err, size_t errlen)
     pc.gossip_digest_max = c->gossip.digest;
     pc.payload_max =
         c->workload.payload_bytes > pc.payload_max ? c->workload.payload_bytes : pc.payload_max;
-    for (uint32_t i = 0; i < w->n; i++) {
-        uint32_t degree = w->g.off[i + 1] - w->g.off[i];
-        pc.neighbour_max = degree > 0 ? degree : 1;
-        struct p4p_env env = {.ctx = &w->rngs[i], .random = node_random, .sigcache = w->sigcache};
-        int rc = p4p_node_create(&pc, &env, &w->nodes[i]);
-        if (rc != 0) {
-            snprintf(err, errlen, "node %u: %s", i, p4p_strerror(rc));
-            return rc;
-        }
-        for (uint32_t s = w->g.off[i]; s < w->g.off[i + 1]; s++) {
-            struct p4p_link_event le = {P4P_LINK_UP, 0, w->g.adj[s]};
-            p4p_node_link(w->nodes[i], 0, &le);
-        }
-        drain(w, i);
+    pc.storage_repair = c->storage.repair;
+    w->node_cfg = pc;
+    int rc = sim_disks_create(c, w->n, &w->disks, err, errlen);
+    if (rc == 0 && w->disks != NULL) {
+        w->life = calloc(w->n, sizeof(*w->life));
+        rc = w->life ? 0 : P4P_ENOMEM;
     }
-    return 0;
+    for (uint32_t i = 0; i < w->n && rc == 0; i++) {
+        rc = start_node(w, i, err, errlen);
+    }
+    return rc ? rc : schedule_crashes(w);
 }
 
 int sim_world_create(const struct sim_config *cfg, const struct sim_world_opts *opts,
@@ -385,6 +637,8 @@ int sim_world_create(const struct sim_config *cfg, const struct sim_world_opts *
         w->timer_at[i] = P4P_TIME_NONE;
     }
     sim_rng_derive(&w->workload_rng, cfg->seed, "workload", 0);
+    sim_rng_derive(&w->crash_rng, cfg->seed, "crash", 0);
+    w->wall_s = opts != NULL ? opts->wall_s : NULL;
     if (cfg->nodes.app != SIM_APP_NULL) {
         w->nodes = calloc(w->n, sizeof(*w->nodes));
         rc = w->nodes ? 0 : P4P_ENOMEM;
@@ -429,6 +683,10 @@ void sim_world_destroy(struct sim_world *w)
     }
     free(w->null_seen);
     p4p_sigcache_destroy(w->sigcache);
+    sim_disks_destroy(w->disks);
+    free(w->life);
+    free(w->catch_up_s);
+    free(w->replayed);
     if (w->link != NULL) {
         w->link->ops->destroy(w->link);
     }
@@ -481,14 +739,69 @@ p4p_node *sim_world_node(struct sim_world *w, uint32_t i)
     return w->nodes != NULL && i < w->n ? w->nodes[i] : NULL;
 }
 
+const struct sim_crash_stats *sim_world_crash_stats(const struct sim_world *w)
+{
+    return &w->cs;
+}
+
+int sim_world_fail_after(struct sim_world *w, uint32_t i, uint64_t writes)
+{
+    if (w->disks == NULL || i >= w->n || w->nodes[i] == NULL) {
+        return P4P_EINVAL;
+    }
+    sim_disks_fail_after(w->disks, i, writes);
+    return 0;
+}
+
+const char *sim_world_error(const struct sim_world *w)
+{
+    return w->error;
+}
+
+int sim_world_check_stores(struct sim_world *w, uint64_t *lost)
+{
+    uint64_t missing = 0;
+    for (uint32_t i = 0; w->life != NULL && i < w->n; i++) {
+        struct p4p_held disk;
+        int down = w->nodes[i] == NULL;
+        char err[256] = "";
+        struct p4p_storage st;
+        int rc = down ? sim_disks_open(w->disks, i, &st, err, sizeof(err)) : 0;
+        rc = rc ? rc : sim_disks_held(w->disks, i, &disk);
+        if (down) {
+            sim_disks_crash(w->disks, i);
+        }
+        if (rc != 0) {
+            snprintf(w->error, sizeof(w->error), "node %u: cannot read its store: %.180s", i,
+                     err[0] ? err : p4p_strerror(rc));
+            return P4P_ECORRUPT;
+        }
+        const struct p4p_held *acked = &w->life[i].acked;
+        if (!same_held(&disk, acked)) {
+            missing += acked->count > disk.count ? acked->count - disk.count : 1;
+            if (w->error[0] == '\0') {
+                check_failed(w, i, "the store lacks acknowledged updates at the end", &disk, acked);
+            }
+        }
+    }
+    w->lost_acked = missing;
+    if (lost != NULL) {
+        *lost = missing;
+    }
+    return w->error[0] != '\0' ? P4P_ECORRUPT : 0;
+}
+
 double sim_world_bytes_per_node(const struct sim_world *w)
 {
     double total = (double)w->n * (sizeof(*w->rngs) + sizeof(*w->timer_at));
     if (w->nodes != NULL) {
         total += (double)w->n * sizeof(*w->nodes);
         for (uint32_t i = 0; i < w->n; i++) {
-            total += (double)p4p_node_memory(w->nodes[i]);
+            total += w->nodes[i] ? (double)p4p_node_memory(w->nodes[i]) : 0;
         }
+    }
+    if (w->disks != NULL) {
+        total += (double)sim_disks_memory(w->disks) + (double)w->n * sizeof(*w->life);
     }
     return w->n ? total / w->n : 0;
 }
@@ -532,9 +845,16 @@ static int write_nodes(const struct sim_world *w, res_db *db)
         struct p4p_stats st = {0};
         if (w->nodes != NULL) {
             uint8_t pk[32];
-            p4p_node_public_key(w->nodes[i], pk);
+            if (w->nodes[i] != NULL) {
+                p4p_node_public_key(w->nodes[i], pk);
+                p4p_node_stats(w->nodes[i], &st);
+            } else {
+                memcpy(pk, w->life[i].pk, 32); /* down at the end */
+            }
+            if (w->life != NULL) {
+                add_stats(&st, &w->life[i].past); /* earlier lives count too */
+            }
             sodium_bin2hex(pk_hex, sizeof(pk_hex), pk, 32);
-            p4p_node_stats(w->nodes[i], &st);
             stats_array(&st, v);
         }
         rc = res_node(db, i, w->nodes ? pk_hex : NULL, w->g.off[i + 1] - w->g.off[i],
@@ -558,6 +878,61 @@ static int write_nodes(const struct sim_world *w, res_db *db)
     return rc;
 }
 
+/* Storage and crash figures: what writing costs, and what crashes cost. */
+static int write_storage(const struct sim_world *w, res_db *db)
+{
+    if (w->disks == NULL) {
+        return 0;
+    }
+    struct p4p_storage_stats sum = {0};
+    int rc = 0;
+    for (uint32_t i = 0; i < w->n && rc == 0; i++) {
+        struct p4p_storage_stats st;
+        sim_disks_stats(w->disks, i, &st);
+        rc = res_scalar(db, i, "storage_stored_bytes", (double)st.stored_bytes);
+        sum.commits += st.commits;
+        sum.records += st.records;
+        sum.logical_bytes += st.logical_bytes;
+        sum.written_bytes += st.written_bytes;
+        sum.stored_bytes += st.stored_bytes;
+        sum.corrupt += st.corrupt;
+    }
+    const struct sim_crash_stats *cs = &w->cs;
+    double ops = sum.records ? (double)sum.records : 1;
+    struct {
+        const char *name;
+        double v;
+    } net[] = {
+        {"storage_commits", (double)sum.commits},
+        {"storage_records", (double)sum.records},
+        {"storage_logical_bytes", (double)sum.logical_bytes},
+        {"storage_written_bytes", (double)sum.written_bytes},
+        {"storage_stored_bytes", (double)sum.stored_bytes},
+        {"storage_corrupt", (double)sum.corrupt},
+        {"write_amplification",
+         sum.logical_bytes ? (double)sum.written_bytes / (double)sum.logical_bytes : 0},
+        {"stored_bytes_per_op", (double)sum.stored_bytes / ops},
+        {"crashes", (double)cs->crashes},
+        {"crashes_on_write", (double)cs->crashes_on_write},
+        {"restarts", (double)cs->restarts},
+        {"restarts_caught_up", (double)cs->caught_up},
+        {"arrivals_dropped_down", (double)cs->dropped_down},
+        {"publish_down", (double)cs->publish_down},
+        {"ops_lost_acked", (double)w->lost_acked},
+    };
+    for (size_t k = 0; k < sizeof(net) / sizeof(net[0]) && rc == 0; k++) {
+        rc = res_scalar(db, -1, net[k].name, net[k].v);
+    }
+    struct res_summary s;
+    res_summarize(w->catch_up_s, (size_t)cs->caught_up, &s);
+    rc = rc ? rc : res_stat(db, "catch_up_s", &s);
+    res_summarize(w->replayed, (size_t)cs->restarts, &s);
+    rc = rc ? rc : res_stat(db, "replayed_records", &s);
+    rc = rc ? rc : res_wall(db, "recovery_wall_s", cs->recovery_wall_s);
+    rc = rc ? rc : res_wall(db, "recovery_wall_max_s", cs->recovery_wall_max_s);
+    return rc;
+}
+
 int sim_world_write_results(const struct sim_world *w, res_db *db)
 {
     int rc = write_nodes(w, db);
@@ -574,6 +949,7 @@ int sim_world_write_results(const struct sim_world *w, res_db *db)
     sim_graph_components(&w->g, &comps, &largest);
     rc = rc ? rc : res_scalar(db, -1, "topology_components", comps);
     rc = rc ? rc : res_scalar(db, -1, "topology_largest_component", largest);
+    rc = rc ? rc : write_storage(w, db);
     rc = rc ? rc : metrics_write(&w->metrics, db, w->cfg.metrics.deliveries);
     return rc;
 }

@@ -39,9 +39,22 @@ struct sim_counters {
     uint64_t pool_failures; /* arrivals dropped because no buffer could be had */
 };
 
+/* Crashes and restarts (scenario `crash:`), and what they cost. */
+struct sim_crash_stats {
+    uint64_t crashes;          /* all of them */
+    uint64_t crashes_on_write; /* of which: the store failed under a write (crash.every_writes) */
+    uint64_t restarts;
+    uint64_t caught_up;     /* restarts after which the node got every earlier update again */
+    uint64_t dropped_down;  /* frames that arrived at a node that was down */
+    uint64_t publish_down;  /* workload publishes that found their author down */
+    double recovery_wall_s; /* host time spent restarting nodes (replay), summed */
+    double recovery_wall_max_s;
+};
+
 /* How the host runs, as opposed to what it simulates: none of it changes a result. */
 struct sim_world_opts {
     int no_sigcache; /* verify every signature at every node (slow; for checking the cache) */
+    double (*wall_s)(void); /* a wall clock for the recovery-time figure; may be NULL */
 };
 
 /* Builds the topology, link model and nodes of cfg, brings every link up at time 0 and
@@ -67,8 +80,23 @@ const struct sim_counters *sim_world_counters(const struct sim_world *w);
 const struct sim_metrics *sim_world_metrics(const struct sim_world *w);
 const struct sim_graph *sim_world_graph(const struct sim_world *w);
 const struct sim_link_stats *sim_world_link_stats(const struct sim_world *w);
-/* NULL for the null application. */
+/* NULL for the null application, and while node i is down. */
 p4p_node *sim_world_node(struct sim_world *w, uint32_t i);
+const struct sim_crash_stats *sim_world_crash_stats(const struct sim_world *w);
+
+/* Why the run stopped when sim_world_run returned P4P_ECORRUPT: a broken storage invariant
+ * (a restarted node that does not hold what its log holds, or lost acknowledged updates),
+ * with the node, the time and the seed. "" otherwise. */
+const char *sim_world_error(const struct sim_world *w);
+
+/* Crash testing: node i's store fails at its n-th write from now, which kills the node (it
+ * restarts crash.downtime later). 0 or P4P_EINVAL (no storage, node down). */
+int sim_world_fail_after(struct sim_world *w, uint32_t i, uint64_t writes);
+
+/* The end-of-run check: every node's store (up or down) holds exactly the updates the node
+ * acknowledged. Returns 0, or P4P_ECORRUPT with sim_world_error() set; *lost (may be NULL)
+ * gets the number of acknowledged updates missing across all nodes. */
+int sim_world_check_stores(struct sim_world *w, uint64_t *lost);
 
 /* Heap bytes per node right now: engine state plus the world's per-node arrays. */
 double sim_world_bytes_per_node(const struct sim_world *w);

@@ -4,7 +4,7 @@
 # and fails. Called by `make deps`, which `make`, `make run` and `make test` depend on.
 set -eu
 
-PACKAGES="libsodium-dev libigraph-dev libsqlite3-dev libyaml-dev libcmocka-dev gnuplot-nox pkg-config"
+PACKAGES="libsodium-dev libigraph-dev libsqlite3-dev sqlite3 libyaml-dev libcmocka-dev gnuplot-nox pkg-config"
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
     # Not Debian: trust pkg-config and say what we could not check.

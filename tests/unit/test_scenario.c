@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -375,6 +376,38 @@ static void test_booleans_and_enums(void **state)
     expect_error("topology:\n  kind: ring\n", P4P_EPARSE,
                  "t.yaml:2:9: topology.kind: expected one of random_regular, erdos_renyi, "
                  "barabasi_albert, watts_strogatz, random_geometric, grid, file, got 'ring'");
+}
+
+/* Storage and crash keys, and the rules that tie them together. */
+static void test_storage_and_crash(void **state)
+{
+    (void)state;
+    struct sim_config c;
+    expect_ok("storage:\n  backend: sqlite\n  dir: /tmp/x\ncrash:\n  rate: 2/h\n"
+              "  at: 1min\n  fraction: 25%\n  every_writes: 100\n  downtime: 3s\n",
+              &c);
+    assert_int_equal(c.storage.backend, SIM_STORAGE_SQLITE);
+    assert_string_equal(c.storage.dir, "/tmp/x");
+    assert_true(fabs(c.crash.rate_per_s - 2.0 / 3600) < 1e-12);
+    assert_int_equal(c.crash.at_ns, 60000000000ull);
+    assert_true(c.crash.fraction == 0.25);
+    assert_int_equal(c.crash.every_writes, 100);
+    assert_int_equal(c.crash.downtime_ns, 3000000000ull);
+    expect_error("crash:\n  rate: 1/h\n", P4P_EINVAL,
+                 "t.yaml:2:9: crashes need storage: set storage.backend to memory or sqlite (a "
+                 "node restarts from its store)");
+    expect_error("crash:\n  every_writes: 5\n", P4P_EINVAL,
+                 "t.yaml:2:17: crashes need storage: set storage.backend to memory or sqlite "
+                 "(a node restarts from its store)");
+    expect_error("storage:\n  dir: d\n", P4P_EINVAL,
+                 "t.yaml:2:8: storage.dir is for the sqlite backend only");
+    expect_error("nodes:\n  app: null\nstorage:\n  backend: memory\n", P4P_EINVAL,
+                 "t.yaml:4:12: the null application stores nothing; use flood or gossip with "
+                 "storage");
+    expect_error("storage:\n  backend: disk\n", P4P_EPARSE,
+                 "t.yaml:2:12: storage.backend: expected one of none, memory, sqlite, got 'disk'");
+    expect_error("crash:\n  fraction: 2\n", P4P_EINVAL,
+                 "t.yaml:2:13: crash.fraction: 2 must be in [0, 1]");
 }
 
 static void test_integers_reject_garbage(void **state)
@@ -936,7 +969,7 @@ static void test_round_trip(void **state)
     c.link.queue_bytes = 65536;
     c.workload.rate_per_s = 0.5;
     sim_config_each(&c, collect, &kv);
-    assert_int_equal(kv.n, 31);
+    assert_int_equal(kv.n, 39);
     assert_string_equal(kv.key[0], "name");
     assert_string_equal(kv.key[2], "duration");
     assert_string_equal(kv.value[2], "90s");
@@ -949,8 +982,11 @@ static void test_round_trip(void **state)
     assert_string_equal(kv.value[7], "0.1");
     assert_string_equal(kv.key[26], "workload.rate");
     assert_string_equal(kv.value[26], "0.5/s");
-    assert_string_equal(kv.key[30], "metrics.deliveries");
-    assert_string_equal(kv.value[30], "true");
+    assert_string_equal(kv.key[31], "storage.repair");
+    assert_string_equal(kv.value[31], "false");
+    assert_string_equal(kv.key[35], "crash.every_writes");
+    assert_string_equal(kv.key[38], "metrics.deliveries");
+    assert_string_equal(kv.value[38], "true");
 }
 
 /* A strict little JSON checker: objects, strings, numbers, true/false/null. */
@@ -1105,6 +1141,9 @@ static void test_json(void **state)
         "\"loss\":0,\"mtu\":\"1200B\"},"
         "\"gossip\":{\"interval\":\"1s\",\"fanout\":3,\"digest\":32,\"seen\":4096,\"store\":256},"
         "\"workload\":{\"updates\":100,\"rate\":\"1/s\",\"start\":\"10s\",\"payload\":\"64B\"},"
+        "\"storage\":{\"backend\":\"none\",\"dir\":\"\",\"repair\":false},"
+        "\"crash\":{\"at\":\"0\",\"fraction\":0,\"rate\":\"0/s\",\"every_writes\":0,"
+        "\"downtime\":\"10s\"},"
         "\"metrics\":{\"sample\":\"1s\",\"deliveries\":true}}");
 
     /* snprintf semantics: the size needed whatever the capacity, output cut and terminated. */
@@ -1221,6 +1260,7 @@ int main(void)
         cmocka_unit_test(test_probabilities),
         cmocka_unit_test(test_rates),
         cmocka_unit_test(test_booleans_and_enums),
+        cmocka_unit_test(test_storage_and_crash),
         cmocka_unit_test(test_integers_reject_garbage),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_unknown_key_position),
