@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #include "node_int.h"
+#include "session.h"
 #include "sigcache.h"
 
 void p4p_config_default(struct p4p_config *cfg)
@@ -50,6 +51,7 @@ int p4p_node_create(const struct p4p_config *cfg, const struct p4p_env *env, p4p
     store_init(&n->store, cfg->store_max);
     n->next_round_ns = P4P_TIME_NONE;
     int rc = persist_open(n);
+    rc = rc ? rc : secure_open(n);
     if (rc != 0) {
         p4p_node_destroy(n);
         return rc;
@@ -66,6 +68,7 @@ void p4p_node_destroy(p4p_node *n)
     }
     seen_free(&n->seen);
     store_free(&n->store);
+    secure_close(n);
     free(n->nbrs);
     free(n->pick);
     free(n->ob.frames);
@@ -83,6 +86,7 @@ void p4p_node_public_key(const p4p_node *n, uint8_t out[32])
 void p4p_node_stats(const p4p_node *n, struct p4p_stats *out)
 {
     *out = n->stats;
+    secure_stats(n, out);
 }
 
 size_t p4p_node_memory(const p4p_node *n)
@@ -90,13 +94,19 @@ size_t p4p_node_memory(const p4p_node *n)
     const struct outbox *ob = &n->ob;
     return sizeof(*n) + (size_t)n->nbr_cap * sizeof(*n->nbrs) +
            (size_t)n->pick_cap * sizeof(*n->pick) + seen_memory(&n->seen) +
-           store_memory(&n->store) + (size_t)ob->frame_cap * sizeof(*ob->frames) +
+           store_memory(&n->store) + secure_memory(n) +
+           (size_t)ob->frame_cap * sizeof(*ob->frames) +
            (size_t)ob->event_cap * sizeof(*ob->events) + ob->byte_cap;
 }
 
 p4p_time_ns p4p_node_deadline(const p4p_node *n)
 {
-    return n->cfg.app == P4P_APP_GOSSIP ? n->next_round_ns : P4P_TIME_NONE;
+    p4p_time_ns d = n->cfg.app == P4P_APP_GOSSIP ? n->next_round_ns : P4P_TIME_NONE;
+    if (n->sess != NULL) {
+        p4p_time_ns s = session_deadline(n->sess);
+        d = s < d ? s : d;
+    }
+    return d;
 }
 
 uint64_t node_random_below(p4p_node *n, uint64_t bound)
@@ -133,6 +143,7 @@ static int node_begin(p4p_node *n, p4p_time_ns now)
         ob->event_head = ob->event_count = 0;
         ob->byte_used = 0;
     }
+    n->now = now;
     n->mark_frames = ob->frame_count;
     n->mark_events = ob->event_count;
     n->mark_bytes = ob->byte_used;
@@ -228,14 +239,30 @@ static void ob_event(p4p_node *n, const struct p4p_event *ev, uint32_t payload_o
 int p4p_node_poll_frame(p4p_node *n, struct p4p_frame *out)
 {
     struct outbox *ob = &n->ob;
-    if (ob->frame_head == ob->frame_count) {
+    if (n->sess != NULL) {
+        if (secure_poll_frame(n, out) != 0) {
+            return P4P_EAGAIN;
+        }
+    } else if (ob->frame_head == ob->frame_count) {
         return P4P_EAGAIN;
+    } else {
+        const struct ob_frame *f = &ob->frames[ob->frame_head++];
+        *out = (struct p4p_frame){f->iface, f->peer, ob->bytes + f->off, f->len};
     }
-    const struct ob_frame *f = &ob->frames[ob->frame_head++];
-    *out = (struct p4p_frame){f->iface, f->peer, ob->bytes + f->off, f->len};
     n->stats.frames_out++;
-    n->stats.bytes_out += f->len;
+    n->stats.bytes_out += out->len;
     return 0;
+}
+
+/* Every input ends here: commit what it stored (persist.c), then seal its frames into
+ * sessions (secure.c). */
+static int node_end(p4p_node *n, p4p_time_ns now, int rc)
+{
+    rc = persist_end(n, rc);
+    if (n->sess != NULL && !n->failed) {
+        secure_seal(n, now);
+    }
+    return rc;
 }
 
 int p4p_node_poll_event(p4p_node *n, struct p4p_event *out)
@@ -280,7 +307,10 @@ int p4p_node_link(p4p_node *n, p4p_time_ns now, const struct p4p_link_event *ev)
             return P4P_ENOMEM;
         }
         n->nbrs[n->nbr_count++] = (struct neighbour){ev->peer, ev->iface};
-        return 0;
+        if (n->sess != NULL) {
+            secure_link(n, now, ev);
+        }
+        return node_end(n, now, 0);
     }
     if (ev->kind == P4P_LINK_DOWN) {
         if (i == UINT32_MAX) {
@@ -289,7 +319,10 @@ int p4p_node_link(p4p_node *n, p4p_time_ns now, const struct p4p_link_event *ev)
         /* Keep the order of the others: it decides who hears a flood first. */
         memmove(&n->nbrs[i], &n->nbrs[i + 1], (n->nbr_count - i - 1) * sizeof(*n->nbrs));
         n->nbr_count--;
-        return 0;
+        if (n->sess != NULL) {
+            secure_link(n, now, ev);
+        }
+        return node_end(n, now, 0);
     }
     return P4P_EINVAL;
 }
@@ -443,7 +476,17 @@ int p4p_node_recv(p4p_node *n, p4p_time_ns now, const struct p4p_frame *in)
     if (node_begin(n, now) != 0) {
         return n->failed;
     }
-    return persist_end(n, recv_frame(n, in));
+    if (n->sess == NULL) {
+        return node_end(n, now, recv_frame(n, in));
+    }
+    struct p4p_frame plain;
+    int rc = secure_recv(n, now, in, &plain);
+    if (rc == 0) {
+        rc = recv_frame(n, &plain);
+    } else if (rc == P4P_EAGAIN) {
+        rc = 0; /* a handshake step or a keep-alive */
+    }
+    return node_end(n, now, rc);
 }
 
 int p4p_node_timeout(p4p_node *n, p4p_time_ns now)
@@ -454,7 +497,10 @@ int p4p_node_timeout(p4p_node *n, p4p_time_ns now)
     if (n->cfg.app == P4P_APP_GOSSIP && now >= n->next_round_ns) {
         gossip_timeout(n, now);
     }
-    return persist_end(n, 0);
+    if (n->sess != NULL) {
+        session_timeout(n->sess, now);
+    }
+    return node_end(n, now, 0);
 }
 
 static int publish(p4p_node *n, p4p_time_ns now, const uint8_t *payload, size_t len,
@@ -515,5 +561,5 @@ int p4p_node_publish(p4p_node *n, p4p_time_ns now, const uint8_t *payload, size_
     if (node_begin(n, now) != 0) {
         return n->failed;
     }
-    return persist_end(n, publish(n, now, payload, len, id_out));
+    return node_end(n, now, publish(n, now, payload, len, id_out));
 }

@@ -15,6 +15,9 @@
 #include "seen.h"
 #include "store.h"
 
+struct session_table;
+struct trust_store;
+
 struct neighbour {
     p4p_addr addr;
     uint32_t iface;
@@ -66,6 +69,14 @@ struct p4p_node {
     uint32_t mark_frames; /* outbox state when the current input began, for rollback */
     uint32_t mark_events;
     size_t mark_bytes;
+
+    /* sessions (secure.c), when cfg.secure */
+    struct session_table *sess;
+    struct trust_store *trust;
+    uint8_t *sess_buf; /* one opened datagram */
+    size_t sess_memory;
+    int trust_dirty;
+    p4p_time_ns now; /* of the current input, for the trust store */
 };
 
 /* An accepted update, as the applications see it. */
@@ -98,6 +109,22 @@ int persist_end(p4p_node *n, int rc);
 /* Remembers an update as held and, for gossip, keeps its frame for repair (replay path and
  * live path alike). */
 void node_hold(p4p_node *n, const uint8_t id[32], const uint8_t *frame, size_t len);
+
+/* Writes a key-value pair in the current input's transaction (like persist_update). */
+void persist_kv(p4p_node *n, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen);
+
+/* Sessions (secure.c); see there for the flow. */
+int secure_open(p4p_node *n);
+void secure_close(p4p_node *n);
+void secure_link(p4p_node *n, p4p_time_ns now, const struct p4p_link_event *ev);
+/* 0 and the plaintext frame, P4P_EAGAIN when the datagram held none (a handshake step), or
+ * the session layer's reason for dropping it. */
+int secure_recv(p4p_node *n, p4p_time_ns now, const struct p4p_frame *in, struct p4p_frame *plain);
+void secure_before_commit(p4p_node *n);
+void secure_seal(p4p_node *n, p4p_time_ns now);
+int secure_poll_frame(p4p_node *n, struct p4p_frame *out);
+void secure_stats(const p4p_node *n, struct p4p_stats *out);
+size_t secure_memory(const p4p_node *n);
 
 /* Gossip (gossip.c). */
 void gossip_spread(p4p_node *n, const struct accepted *a);

@@ -216,8 +216,26 @@ void persist_update(p4p_node *n, const uint8_t id[32], const uint8_t *frame, siz
     n->stats.stored++;
 }
 
+void persist_kv(p4p_node *n, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+    if (!has_storage(n) || n->failed) {
+        return;
+    }
+    const struct p4p_storage *st = &n->env.storage;
+    int rc = 0;
+    if (!n->txn_open) {
+        rc = st->ops->begin(st->ctx);
+        n->txn_open = rc == 0;
+    }
+    rc = rc ? rc : st->ops->kv_put(st->ctx, key, klen, val, vlen);
+    if (rc != 0) {
+        fail(n, rc);
+    }
+}
+
 int persist_end(p4p_node *n, int rc)
 {
+    secure_before_commit(n);
     if (n->txn_open) {
         const struct p4p_storage *st = &n->env.storage;
         n->txn_open = 0;

@@ -84,6 +84,10 @@ struct sim_config {
     } workload;
 
     struct {
+        int sessions; /* every frame inside a Noise session, keys trusted on first use */
+    } security;
+
+    struct {
         enum sim_storage_backend backend;
         char dir[SIM_PATH_MAX]; /* sqlite: one file per node here; "" = in-memory databases */
         int repair;             /* a corrupt log: keep its good prefix, catch up from peers */

@@ -41,6 +41,7 @@ _Static_assert(sizeof(enum sim_storage_backend) == sizeof(int), "enum must be in
 /* Bytes the engine adds around an application payload in one frame (envelope, ids, signature);
  * see docs/PROTOCOL.md. A payload must fit in link.mtu together with them. */
 #define WORKLOAD_OVERHEAD_BYTES 160u
+#define SESSION_OVERHEAD_BYTES  27u /* SESSION_OVERHEAD in engine/session.h */
 
 #define KEY_MAX   128 /* longest dotted key we build; longer user keys are simply unknown */
 #define MSG_MAX   512 /* one message without its position prefix */
@@ -176,6 +177,7 @@ static const struct field fields[] = {
     FIELD("workload.rate", T_RATE, workload.rate_per_s, 0, 0, R_MIN_OPEN | R_NO_MAX, "1/s", NULL),
     FIELD("workload.start", T_DURATION, workload.start_ns, 0, 0, R_NO_MAX, "10s", NULL),
     FIELD("workload.payload", T_SIZE, workload.payload_bytes, 0, 65535, 0, "64B", NULL),
+    FIELD("security.sessions", T_BOOL, security.sessions, 0, 0, 0, "false", NULL),
     FIELD("storage.backend", T_ENUM, storage.backend, 0, 0, 0, "none", storage_names),
     FIELD("storage.dir", T_PATH, storage.dir, 0, SIM_PATH_MAX - 1, 0, "", NULL),
     FIELD("storage.repair", T_BOOL, storage.repair, 0, 0, 0, "false", NULL),
@@ -1607,19 +1609,22 @@ static int check_cross(struct ctx *c)
                       "workload.start %s must be before the end of the run (duration %s)", start,
                       dur);
     }
-    if ((uint64_t)cfg->workload.payload_bytes + WORKLOAD_OVERHEAD_BYTES > cfg->link.mtu) {
-        const struct origin *at = BLAME(c, "workload.payload", "link.mtu");
-        if (cfg->link.mtu < WORKLOAD_OVERHEAD_BYTES) {
+    /* Sessions add their header and tag to every frame (engine/session.h). */
+    unsigned overhead =
+        WORKLOAD_OVERHEAD_BYTES + (cfg->security.sessions ? SESSION_OVERHEAD_BYTES : 0);
+    if ((uint64_t)cfg->workload.payload_bytes + overhead > cfg->link.mtu) {
+        const struct origin *at = BLAME(c, "workload.payload", "link.mtu", "security.sessions");
+        if (cfg->link.mtu < overhead) {
             return report(c, P4P_EINVAL, at,
                           "workload.payload %" PRIu32 "B does not fit: link.mtu %" PRIu32
                           "B is below the %uB frame overhead",
-                          cfg->workload.payload_bytes, cfg->link.mtu, WORKLOAD_OVERHEAD_BYTES);
+                          cfg->workload.payload_bytes, cfg->link.mtu, overhead);
         }
         return report(c, P4P_EINVAL, at,
                       "workload.payload %" PRIu32 "B does not fit: payload + %uB overhead must "
                       "be <= link.mtu %" PRIu32 "B, so at most %" PRIu32 "B",
-                      cfg->workload.payload_bytes, WORKLOAD_OVERHEAD_BYTES, cfg->link.mtu,
-                      cfg->link.mtu - WORKLOAD_OVERHEAD_BYTES);
+                      cfg->workload.payload_bytes, overhead, cfg->link.mtu,
+                      cfg->link.mtu - overhead);
     }
     int crashes = (cfg->crash.at_ns > 0 && cfg->crash.fraction > 0) || cfg->crash.rate_per_s > 0 ||
                   cfg->crash.every_writes > 0;

@@ -591,6 +591,7 @@ static int create_nodes(struct sim_world *w, char *err, size_t errlen)
     pc.payload_max =
         c->workload.payload_bytes > pc.payload_max ? c->workload.payload_bytes : pc.payload_max;
     pc.storage_repair = c->storage.repair;
+    pc.secure = c->security.sessions;
     w->node_cfg = pc;
     int rc = sim_disks_create(c, w->n, &w->disks, err, errlen);
     if (rc == 0 && w->disks != NULL) {

@@ -969,7 +969,7 @@ static void test_round_trip(void **state)
     c.link.queue_bytes = 65536;
     c.workload.rate_per_s = 0.5;
     sim_config_each(&c, collect, &kv);
-    assert_int_equal(kv.n, 39);
+    assert_int_equal(kv.n, 40);
     assert_string_equal(kv.key[0], "name");
     assert_string_equal(kv.key[2], "duration");
     assert_string_equal(kv.value[2], "90s");
@@ -982,11 +982,11 @@ static void test_round_trip(void **state)
     assert_string_equal(kv.value[7], "0.1");
     assert_string_equal(kv.key[26], "workload.rate");
     assert_string_equal(kv.value[26], "0.5/s");
-    assert_string_equal(kv.key[31], "storage.repair");
-    assert_string_equal(kv.value[31], "false");
-    assert_string_equal(kv.key[35], "crash.every_writes");
-    assert_string_equal(kv.key[38], "metrics.deliveries");
-    assert_string_equal(kv.value[38], "true");
+    assert_string_equal(kv.key[32], "storage.repair");
+    assert_string_equal(kv.value[32], "false");
+    assert_string_equal(kv.key[36], "crash.every_writes");
+    assert_string_equal(kv.key[39], "metrics.deliveries");
+    assert_string_equal(kv.value[39], "true");
 }
 
 /* A strict little JSON checker: objects, strings, numbers, true/false/null. */
@@ -1141,6 +1141,7 @@ static void test_json(void **state)
         "\"loss\":0,\"mtu\":\"1200B\"},"
         "\"gossip\":{\"interval\":\"1s\",\"fanout\":3,\"digest\":32,\"seen\":4096,\"store\":256},"
         "\"workload\":{\"updates\":100,\"rate\":\"1/s\",\"start\":\"10s\",\"payload\":\"64B\"},"
+        "\"security\":{\"sessions\":false},"
         "\"storage\":{\"backend\":\"none\",\"dir\":\"\",\"repair\":false},"
         "\"crash\":{\"at\":\"0\",\"fraction\":0,\"rate\":\"0/s\",\"every_writes\":0,"
         "\"downtime\":\"10s\"},"

@@ -157,6 +157,10 @@ struct p4p_config {
     /* storage */
     int storage_repair; /* on a corrupt log: 0 refuse to start (P4P_ECORRUPT), 1 keep the
                          * good prefix, drop the rest and catch up from peers */
+    /* sessions */
+    int secure; /* every frame to a neighbour inside a Noise session (XX, ChaCha20-Poly1305,
+                 * BLAKE2b), neighbours' keys trusted on first use per address; frames are
+                 * SESSION_OVERHEAD (27) bytes longer on the wire, within mtu */
 };
 
 /* Fills sensible defaults (documented in docs/PROTOCOL.md). */
@@ -188,7 +192,19 @@ void p4p_config_default(struct p4p_config *cfg);
     X(repairs_sent)                                                                                \
     X(stored)                                                                                      \
     X(replayed)                                                                                    \
-    X(storage_dropped)
+    X(storage_dropped)                                                                             \
+    X(sess_hs_started)                                                                             \
+    X(sess_hs_completed)                                                                           \
+    X(sess_hs_failed)                                                                              \
+    X(sess_bad_mac)                                                                                \
+    X(sess_replay)                                                                                 \
+    X(sess_no_session)                                                                             \
+    X(sess_refused)                                                                                \
+    X(sess_malformed)                                                                              \
+    X(sess_timeout)                                                                                \
+    X(sess_keepalives)                                                                             \
+    X(sess_overhead_bytes)                                                                         \
+    X(sess_send_dropped)
 
 struct p4p_stats {
 #define P4P_STATS_FIELD_(name) uint64_t name;
