@@ -43,7 +43,7 @@ echo "== storage backends"
 echo "== crashes and restarts (scenarios/crash.yaml) on each backend"
 for backend in memory sqlite; do
     out=$(mktemp /tmp/p4p-bench-XXXXXX.sqlite)
-    "$P4P" run scenarios/crash.yaml --quiet --set storage.backend=$backend --out "$out"
+    "$P4P" run scenarios/crash.yaml --quiet --set storage.backend=$backend --out "$out" >/dev/null
     sqlite3 -readonly "$out" "SELECT '$backend', group_concat(name || ' ' || printf('%.4g', value), ', ')
         FROM (SELECT name, value FROM scalar WHERE node = -1 AND name IN ('restarts',
         'restarts_caught_up', 'ops_lost_acked', 'write_amplification', 'stored_bytes_per_op')
