@@ -24,6 +24,8 @@ static void usage(FILE *out)
           "        flood benchmark on an edge-list graph file\n"
           "  hash RESULTS...\n"
           "        SHA-256 of the simulated results (equal for equal scenario and seed)\n"
+          "  link lora|ble|wifi OPTIONS [--json]\n"
+          "        radio calculator: airtime, duty cycle, range, discovery, throughput\n"
           "\n"
           "options:\n"
           "  -h, --help     this text\n"
@@ -77,6 +79,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "hash") == 0) {
         return cli_hash(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "link") == 0) {
+        return cli_link(argc - 1, argv + 1);
     }
     fprintf(stderr, "p4p: unknown command '%s'\n", cmd);
     usage(stderr);
