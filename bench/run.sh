@@ -11,6 +11,7 @@
 #   4. storage backends: appends/s and bytes written per append (a commit each, and batched),
 #      recovery time of a 1,000,000-record log, memory of a store holding 10,000 records;
 #      then a crashing simulation (scenarios/crash.yaml) on each backend
+#   5. a 100 MB blob between two nodes over a Wi-Fi and a BLE link (scenarios/blob-*.yaml)
 set -eu
 BUILD=${BUILD:-build}
 P4P="$BUILD/p4p"
@@ -49,5 +50,20 @@ for backend in memory sqlite; do
         'restarts_caught_up', 'ops_lost_acked', 'write_amplification', 'stored_bytes_per_op')
         UNION ALL SELECT 'catch_up_p50_s', p50 FROM statistic WHERE name = 'catch_up_s'
         UNION ALL SELECT 'recovery_wall_max_s', value FROM wall WHERE name = 'recovery_wall_max_s')"
+    rm -f "$out"
+done
+
+echo "== a 100 MB blob between two nodes (scenarios/blob-wifi.yaml, scenarios/blob-ble.yaml)"
+for link in wifi ble; do
+    out=$(mktemp /tmp/p4p-bench-XXXXXX.sqlite)
+    t0=$(date +%s.%N)
+    "$P4P" run "scenarios/blob-$link.yaml" --quiet --out "$out" >/dev/null
+    t1=$(date +%s.%N)
+    sqlite3 -readonly "$out" "SELECT '$link', printf('transfer %.1f s simulated (goodput %.2f Mb/s), link bytes / blob bytes %.3f, completed %d, timeouts %d, wall %.2f s',
+        (SELECT mean FROM statistic WHERE name = 'blob_transfer_s'),
+        100e6 * 8 / 1e6 / (SELECT mean FROM statistic WHERE name = 'blob_transfer_s'),
+        (SELECT value FROM scalar WHERE node = -1 AND name = 'link_bytes_sent') / 100e6,
+        (SELECT value FROM scalar WHERE node = -1 AND name = 'blob_completed'),
+        (SELECT value FROM scalar WHERE node = -1 AND name = 'blob_timeouts'), $t1 - $t0)"
     rm -f "$out"
 done

@@ -51,9 +51,11 @@ enum { PHASE_HEADER = 1, PHASE_BODY = 2 };
 struct peer {
     p4p_addr addr;
     uint8_t state;
+    uint8_t backoff; /* timeouts since the last RTT sample: the RTO doubles for each */
     uint32_t in_flight;
-    uint32_t timeouts; /* consecutive requests that got no answer */
-    uint32_t corrupt;  /* bad objects it alone delivered */
+    uint32_t timeouts;        /* consecutive requests that got no answer */
+    uint32_t corrupt;         /* bad objects it alone delivered */
+    p4p_time_ns srtt, rttvar; /* request round trips (send -> last piece); srtt 0 = none yet */
 };
 
 struct open_seg {
@@ -103,11 +105,12 @@ struct slot {
 
 struct request {
     bool used;
+    bool gap; /* a piece went missing: no RTT sample (Karn) */
     uint8_t kind;
     uint32_t reqid;
     uint32_t xfer, peer, slot;
     uint32_t first, count, got;
-    p4p_time_ns deadline;
+    p4p_time_ns sent, deadline;
 };
 
 struct cache_entry {
@@ -159,6 +162,42 @@ struct blob {
     struct blob_stats stats;
     size_t memory;
 };
+
+/* The retransmission timeout for a peer, as TCP computes it (RFC 6298: SRTT + 4 RTTVAR, the
+ * samples being whole requests, send to last piece), doubled per timeout since the last sample
+ * and kept within [RTO_MIN_NS, cfg.request_timeout_ns]. Before the first sample:
+ * cfg.request_timeout_ns. On a fast link this is what keeps a lost piece from stalling a
+ * chunk for a whole second. */
+#define RTO_MIN_NS 10000000ull
+static p4p_time_ns peer_rto(const struct blob *b, const struct peer *p)
+{
+    p4p_time_ns max = b->cfg.request_timeout_ns;
+    if (p->srtt == 0) {
+        return max;
+    }
+    p4p_time_ns rto = p->srtt + 4 * p->rttvar;
+    rto = rto < RTO_MIN_NS ? RTO_MIN_NS : rto;
+    for (uint8_t k = 0; k < p->backoff && rto < max; k++) {
+        rto *= 2;
+    }
+    return rto < max ? rto : max;
+}
+
+static void peer_rtt_sample(struct peer *p, p4p_time_ns sample)
+{
+    if (sample == 0) {
+        sample = 1;
+    }
+    if (p->srtt == 0) {
+        p->srtt = sample;
+        p->rttvar = sample / 2;
+    } else {
+        p4p_time_ns err = p->srtt > sample ? p->srtt - sample : sample - p->srtt;
+        p->rttvar = (3 * p->rttvar + err) / 4;
+        p->srtt = (7 * p->srtt + sample) / 8;
+    }
+    p->backoff = 0;
+}
 
 /* ---- Small helpers ------------------------------------------------------------------------- */
 
@@ -1511,7 +1550,9 @@ static int issue(struct blob *b, p4p_time_ns now, struct xfer *t, uint32_t si)
     r->slot = si;
     r->first = first;
     r->count = count;
-    r->deadline = now + b->cfg.request_timeout_ns;
+    r->gap = false;
+    r->sent = now;
+    r->deadline = now + peer_rto(b, &t->peers[pi]);
     for (uint32_t k = first; k < first + count; k++) {
         bit_set(s->asked, k);
     }
@@ -1546,7 +1587,7 @@ static int issue_header(struct blob *b, p4p_time_ns now, struct xfer *t)
     r->kind = REQ_HDR;
     r->xfer = xfer_index(b, t);
     r->peer = pi;
-    r->deadline = now + b->cfg.request_timeout_ns;
+    r->deadline = now + peer_rto(b, &t->peers[pi]);
     t->hdr_req = (uint32_t)(r - b->reqs);
     t->peers[pi].in_flight++;
     b->stats.requests_sent++;
@@ -1965,9 +2006,14 @@ static int on_piece(struct blob *b, p4p_time_ns now, p4p_addr peer, const struct
      * loss: the request then expires after an eighth of its timeout (reordered pieces have
      * that long to arrive), and its missing pieces are asked again. */
     if (++r->got == r->count) {
+        if (!r->gap) {
+            peer_rtt_sample(&t->peers[r->peer], now - r->sent);
+        }
         req_free(b, r);
     } else if (p == r->first + r->count - 1) {
-        p4p_time_ns soon = now + b->cfg.request_timeout_ns / 8;
+        p4p_time_ns rto = peer_rto(b, &t->peers[r->peer]);
+        p4p_time_ns soon = now + (rto / 8 > RTO_MIN_NS / 2 ? rto / 8 : RTO_MIN_NS / 2);
+        r->gap = true;
         if (soon < r->deadline) {
             r->deadline = soon;
         }
@@ -2090,6 +2136,9 @@ int blob_timeout(blob *b, p4p_time_ns now)
         b->stats.timeouts++;
         if (r->kind == REQ_HDR || r->got == 0) {
             t->peers[pi].timeouts++;
+        }
+        if (t->peers[pi].backoff < 16) {
+            t->peers[pi].backoff++;
         }
         if (r->kind == REQ_SLOT) {
             b->slots[r->slot].soft_avoid = pi;

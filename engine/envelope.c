@@ -67,6 +67,9 @@ int env_decode(const uint8_t *buf, size_t len, struct env_msg *out)
         rc = decode_update(&r, &m.u.update);
     } else if ((kind == ENV_DIGEST || kind == ENV_WANT || kind == ENV_OFFER) && n == 3) {
         rc = decode_ids(&r, &m.u.ids);
+    } else if (kind == ENV_BLOB && n == 3) {
+        cbor_get_bstr(&r, &m.u.blob.data, &m.u.blob.len);
+        rc = cbor_reader_done(&r) && m.u.blob.len > 0 ? 0 : P4P_EMALFORMED;
     }
     if (rc == 0) {
         *out = m;
@@ -115,5 +118,16 @@ size_t env_encode_ids(uint8_t *out, size_t cap, enum env_kind kind, const uint8_
     cbor_put_uint(&w, ENV_VERSION);
     cbor_put_uint(&w, kind);
     cbor_put_bstr(&w, ids, count * ENV_ID_PREFIX_LEN);
+    return finish(&w);
+}
+
+size_t env_encode_blob(uint8_t *out, size_t cap, const uint8_t *msg, size_t len)
+{
+    struct cbor_writer w;
+    cbor_writer_init(&w, out, cap);
+    cbor_put_array(&w, 3);
+    cbor_put_uint(&w, ENV_VERSION);
+    cbor_put_uint(&w, ENV_BLOB);
+    cbor_put_bstr(&w, msg, len);
     return finish(&w);
 }

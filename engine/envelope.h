@@ -28,6 +28,7 @@ enum env_kind {
     ENV_DIGEST = 2,
     ENV_WANT = 3,
     ENV_OFFER = 4,
+    ENV_BLOB = 5, /* [1, 5, msg: bstr] — a blob-sync message (engine/blob.h) */
 };
 
 struct env_update {
@@ -47,11 +48,17 @@ struct env_ids {
     size_t count;
 };
 
+struct env_bytes {
+    const uint8_t *data;
+    size_t len;
+};
+
 struct env_msg {
     enum env_kind kind;
     union {
         struct env_update update;
         struct env_ids ids;
+        struct env_bytes blob;
     } u;
 };
 
@@ -65,5 +72,9 @@ size_t env_encode_update(uint8_t *out, size_t cap, uint64_t hops, const uint8_t 
                          size_t body_len, const uint8_t sig[64]);
 size_t env_encode_ids(uint8_t *out, size_t cap, enum env_kind kind, const uint8_t *ids,
                       size_t count);
+size_t env_encode_blob(uint8_t *out, size_t cap, const uint8_t *msg, size_t len);
+
+/* Bytes env_encode_blob adds around a message of up to 65535 bytes. */
+#define ENV_BLOB_OVERHEAD 6
 
 #endif /* P4P_ENVELOPE_H */

@@ -69,6 +69,7 @@ void p4p_node_destroy(p4p_node *n)
     seen_free(&n->seen);
     store_free(&n->store);
     secure_close(n);
+    node_blob_free(n);
     free(n->nbrs);
     free(n->pick);
     free(n->ob.frames);
@@ -87,6 +88,7 @@ void p4p_node_stats(const p4p_node *n, struct p4p_stats *out)
 {
     *out = n->stats;
     secure_stats(n, out);
+    node_blob_stats(n, out);
 }
 
 size_t p4p_node_memory(const p4p_node *n)
@@ -94,7 +96,7 @@ size_t p4p_node_memory(const p4p_node *n)
     const struct outbox *ob = &n->ob;
     return sizeof(*n) + (size_t)n->nbr_cap * sizeof(*n->nbrs) +
            (size_t)n->pick_cap * sizeof(*n->pick) + seen_memory(&n->seen) +
-           store_memory(&n->store) + secure_memory(n) +
+           store_memory(&n->store) + secure_memory(n) + node_blob_memory(n) +
            (size_t)ob->frame_cap * sizeof(*ob->frames) +
            (size_t)ob->event_cap * sizeof(*ob->events) + ob->byte_cap;
 }
@@ -106,7 +108,8 @@ p4p_time_ns p4p_node_deadline(const p4p_node *n)
         p4p_time_ns s = session_deadline(n->sess);
         d = s < d ? s : d;
     }
-    return d;
+    p4p_time_ns b = node_blob_deadline(n);
+    return b < d ? b : d;
 }
 
 uint64_t node_random_below(p4p_node *n, uint64_t bound)
@@ -226,6 +229,13 @@ void node_send_copy(p4p_node *n, const struct neighbour *to, const uint8_t *data
     node_ob_frame(n, to->iface, to->addr, off, (uint32_t)len);
 }
 
+static void ob_event(p4p_node *n, const struct p4p_event *ev, uint32_t payload_off);
+
+void node_event(p4p_node *n, const struct p4p_event *ev)
+{
+    ob_event(n, ev, 0);
+}
+
 static void ob_event(p4p_node *n, const struct p4p_event *ev, uint32_t payload_off)
 {
     struct outbox *ob = &n->ob;
@@ -254,10 +264,11 @@ int p4p_node_poll_frame(p4p_node *n, struct p4p_frame *out)
     return 0;
 }
 
-/* Every input ends here: commit what it stored (persist.c), then seal its frames into
- * sessions (secure.c). */
+/* Every input ends here: collect the blob layer's output (node_blob.c), commit what the input
+ * stored (persist.c), then seal its frames into sessions (secure.c). */
 static int node_end(p4p_node *n, p4p_time_ns now, int rc)
 {
+    node_blob_flush(n);
     rc = persist_end(n, rc);
     if (n->sess != NULL && !n->failed) {
         secure_seal(n, now);
@@ -310,6 +321,7 @@ int p4p_node_link(p4p_node *n, p4p_time_ns now, const struct p4p_link_event *ev)
         if (n->sess != NULL) {
             secure_link(n, now, ev);
         }
+        node_blob_link(n, now, ev);
         return node_end(n, now, 0);
     }
     if (ev->kind == P4P_LINK_DOWN) {
@@ -322,6 +334,7 @@ int p4p_node_link(p4p_node *n, p4p_time_ns now, const struct p4p_link_event *ev)
         if (n->sess != NULL) {
             secure_link(n, now, ev);
         }
+        node_blob_link(n, now, ev);
         return node_end(n, now, 0);
     }
     return P4P_EINVAL;
@@ -466,6 +479,8 @@ static int recv_frame(p4p_node *n, const struct p4p_frame *in)
         }
         gossip_on_ids(n, in->peer, in->iface, m.kind, &m.u.ids);
         return 0;
+    case ENV_BLOB:
+        return node_blob_recv(n, n->now, in->peer, m.u.blob.data, m.u.blob.len);
     }
     n->stats.dropped_malformed++;
     return P4P_EMALFORMED;
@@ -500,6 +515,7 @@ int p4p_node_timeout(p4p_node *n, p4p_time_ns now)
     if (n->sess != NULL) {
         session_timeout(n->sess, now);
     }
+    node_blob_timeout(n, now);
     return node_end(n, now, 0);
 }
 
@@ -562,4 +578,21 @@ int p4p_node_publish(p4p_node *n, p4p_time_ns now, const uint8_t *payload, size_
         return n->failed;
     }
     return node_end(n, now, publish(n, now, payload, len, id_out));
+}
+
+int p4p_node_blob_add(p4p_node *n, p4p_time_ns now, const uint8_t *data, size_t len,
+                      uint8_t id_out[32])
+{
+    if (node_begin(n, now) != 0) {
+        return n->failed;
+    }
+    return node_end(n, now, node_blob_add(n, now, data, len, id_out));
+}
+
+int p4p_node_blob_fetch(p4p_node *n, p4p_time_ns now, const uint8_t id[32])
+{
+    if (node_begin(n, now) != 0) {
+        return n->failed;
+    }
+    return node_end(n, now, node_blob_fetch(n, now, id));
 }

@@ -17,6 +17,7 @@
 
 struct session_table;
 struct trust_store;
+struct blob;
 
 struct neighbour {
     p4p_addr addr;
@@ -77,6 +78,10 @@ struct p4p_node {
     size_t sess_memory;
     int trust_dirty;
     p4p_time_ns now; /* of the current input, for the trust store */
+
+    /* blobs (node_blob.c), made on first use */
+    struct blob *blob;
+    uint8_t (*fetching)[32]; /* ids of the fetches under way, BLOB_FETCHES of them */
 };
 
 /* An accepted update, as the applications see it. */
@@ -125,6 +130,23 @@ void secure_seal(p4p_node *n, p4p_time_ns now);
 int secure_poll_frame(p4p_node *n, struct p4p_frame *out);
 void secure_stats(const p4p_node *n, struct p4p_stats *out);
 size_t secure_memory(const p4p_node *n);
+
+/* Blobs (node_blob.c). */
+int node_blob_recv(p4p_node *n, p4p_time_ns now, p4p_addr from, const uint8_t *msg, size_t len);
+/* Runs the blob timers; then, at the end of every input, node_blob_flush moves the blob
+ * layer's messages and events into the outbox. */
+void node_blob_timeout(p4p_node *n, p4p_time_ns now);
+void node_blob_flush(p4p_node *n);
+void node_blob_link(p4p_node *n, p4p_time_ns now, const struct p4p_link_event *ev);
+p4p_time_ns node_blob_deadline(const p4p_node *n);
+void node_blob_stats(const p4p_node *n, struct p4p_stats *out);
+size_t node_blob_memory(const p4p_node *n);
+void node_blob_free(p4p_node *n);
+int node_blob_add(p4p_node *n, p4p_time_ns now, const uint8_t *data, size_t len,
+                  uint8_t id_out[32]);
+int node_blob_fetch(p4p_node *n, p4p_time_ns now, const uint8_t id[32]);
+/* Queues an event with no payload (blob events). */
+void node_event(p4p_node *n, const struct p4p_event *ev);
 
 /* Gossip (gossip.c). */
 void gossip_spread(p4p_node *n, const struct accepted *a);

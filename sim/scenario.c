@@ -177,6 +177,12 @@ static const struct field fields[] = {
     FIELD("workload.rate", T_RATE, workload.rate_per_s, 0, 0, R_MIN_OPEN | R_NO_MAX, "1/s", NULL),
     FIELD("workload.start", T_DURATION, workload.start_ns, 0, 0, R_NO_MAX, "10s", NULL),
     FIELD("workload.payload", T_SIZE, workload.payload_bytes, 0, 65535, 0, "64B", NULL),
+    FIELD("blob.size", T_SIZE, blob.size_bytes, 0, U32_MAX_D, 0, "0B", NULL),
+    FIELD("blob.at", T_DURATION, blob.at_ns, 0, 0, R_NO_MAX, "10s", NULL),
+    FIELD("blob.source", T_U32, blob.source, 0, U32_MAX_D, 0, "0", NULL),
+    FIELD("blob.fetchers", T_U32, blob.fetchers, 0, U32_MAX_D, 0, "0", NULL),
+    FIELD("blob.edit", T_SIZE, blob.edit_bytes, 0, U32_MAX_D, 0, "0B", NULL),
+    FIELD("blob.edit_at", T_DURATION, blob.edit_at_ns, 0, 0, R_NO_MAX, "0", NULL),
     FIELD("security.sessions", T_BOOL, security.sessions, 0, 0, 0, "false", NULL),
     FIELD("storage.backend", T_ENUM, storage.backend, 0, 0, 0, "none", storage_names),
     FIELD("storage.dir", T_PATH, storage.dir, 0, SIM_PATH_MAX - 1, 0, "", NULL),
@@ -1639,6 +1645,29 @@ static int check_cross(struct ctx *c)
         return report(c, P4P_EINVAL,
                       BLAME(c, "nodes.app", "crash.every_writes", "crash.rate", "crash.fraction"),
                       "the null application has no engine to crash; use flood or gossip");
+    }
+    if (cfg->blob.size_bytes > 0) {
+        if (cfg->storage.backend == SIM_STORAGE_NONE) {
+            return report(c, P4P_EINVAL, BLAME(c, "blob.size", "storage.backend"),
+                          "blobs need storage: set storage.backend to memory or sqlite (chunks "
+                          "live in the chunk store)");
+        }
+        if (cfg->blob.source >= cfg->nodes.count) {
+            return report(c, P4P_EINVAL, BLAME(c, "blob.source"),
+                          "blob.source %" PRIu32 " is not a node (nodes.count is %" PRIu32 ")",
+                          cfg->blob.source, cfg->nodes.count);
+        }
+        if (cfg->blob.fetchers >= cfg->nodes.count) {
+            return report(c, P4P_EINVAL, BLAME(c, "blob.fetchers"),
+                          "blob.fetchers %" PRIu32 " must be below nodes.count %" PRIu32
+                          " (0 means all other nodes)",
+                          cfg->blob.fetchers, cfg->nodes.count);
+        }
+        if (cfg->blob.edit_bytes > cfg->blob.size_bytes ||
+            (cfg->blob.edit_bytes > 0 && cfg->blob.edit_at_ns <= cfg->blob.at_ns)) {
+            return report(c, P4P_EINVAL, BLAME(c, "blob.edit", "blob.edit_at"),
+                          "blob.edit must be at most blob.size, and blob.edit_at after blob.at");
+        }
     }
     if (cfg->storage.dir[0] != '\0' && cfg->storage.backend != SIM_STORAGE_SQLITE) {
         return report(c, P4P_EINVAL, BLAME(c, "storage.dir", "storage.backend"),

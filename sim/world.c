@@ -24,12 +24,26 @@
 #include "rng.h"
 
 enum {
-    EV_FRAME = 1,   /* node = receiver, arg = packet handle */
-    EV_TIMER = 2,   /* node = whose deadline; stale unless time == timer_at[node] */
-    EV_PUBLISH = 3, /* node = origin (explicit) or ignored (workload: arg = 1) */
-    EV_SAMPLE = 4,  /* metrics sampling tick */
-    EV_CRASH = 5,   /* node dies (arg 1: a random-rate crash, which schedules the next) */
-    EV_RESTART = 6, /* node starts again from its store */
+    EV_FRAME = 1,    /* node = receiver, arg = packet handle */
+    EV_TIMER = 2,    /* node = whose deadline; stale unless time == timer_at[node] */
+    EV_PUBLISH = 3,  /* node = origin (explicit) or ignored (workload: arg = 1) */
+    EV_SAMPLE = 4,   /* metrics sampling tick */
+    EV_CRASH = 5,    /* node dies (arg 1: a random-rate crash, which schedules the next) */
+    EV_RESTART = 6,  /* node starts again from its store */
+    EV_BLOB = 7,     /* arg = blob version: the source adds it */
+    EV_BLOB_ASK = 8, /* node, arg = version: fetch it if a neighbour has it */
+};
+
+enum { BLOB_NOT_WANTED = 0, BLOB_WANTED, BLOB_FETCHING, BLOB_HAVE };
+
+/* The scenario's blob (and its edited second version): who wants it, and how long it took. */
+struct blob_job {
+    uint8_t id[32];
+    uint64_t added_ns; /* when the source added it */
+    int added;
+    int pending;    /* due while the source was down */
+    double *took_s; /* per fetcher that completed: added -> BLOB_DONE */
+    uint32_t done;
 };
 
 /* Per node, when the scenario crashes nodes: what the host saw acknowledged, its counters
@@ -72,6 +86,9 @@ struct sim_world {
     double *replayed;   /* records replayed, one per restart */
     uint32_t restart_cap;
     double (*wall_s)(void);
+    struct blob_job bj[2];
+    uint8_t *bstate[2]; /* per node and version: BLOB_* */
+    struct sim_rng blob_rng;
     char error[256];     /* why the run stopped, when a check failed */
     uint64_t lost_acked; /* acknowledged updates missing at the end (sim_world_check_stores) */
     /* null application: one bitmap of n bits per message */
@@ -143,6 +160,33 @@ static void acknowledged(struct sim_world *w, uint32_t i, const struct p4p_event
     }
 }
 
+/* A node finished (or gave up) fetching a blob version: its neighbours may fetch from it, or it
+ * asks again later. Fetches start from the event loop (EV_BLOB_ASK), never inside a drain. */
+static void blob_event(struct sim_world *w, uint32_t i, const struct p4p_event *ev)
+{
+    for (int v = 0; v < 2; v++) {
+        struct blob_job *j = &w->bj[v];
+        if (!j->added || memcmp(j->id, ev->id, 32) != 0 || w->bstate[v][i] != BLOB_FETCHING) {
+            continue;
+        }
+        if (ev->kind == P4P_EVENT_BLOB_DONE) {
+            w->bstate[v][i] = BLOB_HAVE;
+            j->took_s[j->done++] = (double)(w->now - j->added_ns) / 1e9;
+            for (uint32_t k = w->g.off[i]; k < w->g.off[i + 1]; k++) {
+                if (w->bstate[v][w->g.adj[k]] == BLOB_WANTED &&
+                    sim_queue_push(&w->q, w->now, EV_BLOB_ASK, w->g.adj[k], (uint32_t)v) != 0) {
+                    w->failed = 1;
+                }
+            }
+        } else {
+            w->bstate[v][i] = BLOB_WANTED; /* every peer dropped: ask again in a second */
+            if (sim_queue_push(&w->q, w->now + 1000000000ull, EV_BLOB_ASK, i, (uint32_t)v) != 0) {
+                w->failed = 1;
+            }
+        }
+    }
+}
+
 /* Drains node i after an input: frames to the link model, events to metrics, deadline to
  * the queue. */
 static void drain(struct sim_world *w, uint32_t i)
@@ -163,6 +207,10 @@ static void drain(struct sim_world *w, uint32_t i)
         }
         if (rc == P4P_ENOMEM) {
             w->failed = 1;
+        }
+        if (ev.kind == P4P_EVENT_BLOB_DONE || ev.kind == P4P_EVENT_BLOB_FAILED) {
+            blob_event(w, i, &ev);
+            continue;
         }
         if (w->life != NULL) {
             acknowledged(w, i, &ev);
@@ -320,6 +368,21 @@ static void restart(struct sim_world *w, uint32_t i)
                      &l->acked);
         return;
     }
+    for (int v = 0; v < 2; v++) {
+        if (w->bj[v].pending && i == w->cfg.blob.source) {
+            w->bj[v].pending = 0;
+            if (sim_queue_push(&w->q, w->now, EV_BLOB, i, (uint32_t)v) != 0) {
+                w->failed = 1;
+            }
+        }
+        /* a fetch under way resumes from the store */
+        if (w->bstate[v] != NULL && w->bstate[v][i] == BLOB_FETCHING) {
+            w->bstate[v][i] = BLOB_WANTED;
+            if (sim_queue_push(&w->q, w->now, EV_BLOB_ASK, i, (uint32_t)v) != 0) {
+                w->failed = 1;
+            }
+        }
+    }
     l->restart_ns = w->now;
     l->catch_target = w->metrics.update_count;
     l->catch_missing = (uint32_t)(l->catch_target - l->acked.count);
@@ -368,6 +431,119 @@ static int schedule_crashes(struct sim_world *w)
         schedule_random_crash(w, i);
     }
     return w->failed ? P4P_ENOMEM : 0;
+}
+
+/* ---- The scenario's blob ----------------------------------------------------------------------
+ */
+
+/* The bytes of version v: seeded random data; version 1 has blob.edit bytes in the middle
+ * replaced. */
+static uint8_t *blob_bytes(const struct sim_world *w, int v)
+{
+    const struct sim_config *c = &w->cfg;
+    uint8_t *data = malloc(c->blob.size_bytes ? c->blob.size_bytes : 1);
+    if (data == NULL) {
+        return NULL;
+    }
+    struct sim_rng r;
+    sim_rng_derive(&r, c->seed, "blob-data", 0);
+    sim_rng_bytes(&r, data, c->blob.size_bytes);
+    if (v == 1) {
+        sim_rng_derive(&r, c->seed, "blob-data", 1);
+        sim_rng_bytes(&r, data + (c->blob.size_bytes - c->blob.edit_bytes) / 2, c->blob.edit_bytes);
+    }
+    return data;
+}
+
+/* Version v is due: the source adds it, and its neighbours that want it start fetching. */
+static void blob_add(struct sim_world *w, int v)
+{
+    uint32_t src = w->cfg.blob.source;
+    struct blob_job *j = &w->bj[v];
+    if (w->nodes[src] == NULL) {
+        j->pending = 1; /* the source is down: it adds the blob when it is back */
+        return;
+    }
+    uint8_t *data = blob_bytes(w, v);
+    if (data == NULL) {
+        w->failed = 1;
+        return;
+    }
+    int rc = p4p_node_blob_add(w->nodes[src], w->now, data, w->cfg.blob.size_bytes, j->id);
+    free(data);
+    after_input(w, src);
+    if (rc != 0) {
+        return;
+    }
+    j->added = 1;
+    j->added_ns = w->now;
+    w->bstate[v][src] = BLOB_HAVE;
+    for (uint32_t k = w->g.off[src]; k < w->g.off[src + 1]; k++) {
+        if (sim_queue_push(&w->q, w->now, EV_BLOB_ASK, w->g.adj[k], (uint32_t)v) != 0) {
+            w->failed = 1;
+        }
+    }
+}
+
+/* Node i wants version v: it fetches when a neighbour has it (the fetch asks every neighbour;
+ * those without it drop out). */
+static void blob_ask(struct sim_world *w, uint32_t i, int v)
+{
+    if (w->nodes[i] == NULL || w->bstate[v][i] != BLOB_WANTED || !w->bj[v].added) {
+        return;
+    }
+    int near = 0;
+    for (uint32_t k = w->g.off[i]; k < w->g.off[i + 1] && !near; k++) {
+        near = w->bstate[v][w->g.adj[k]] == BLOB_HAVE;
+    }
+    if (near && p4p_node_blob_fetch(w->nodes[i], w->now, w->bj[v].id) == 0) {
+        w->bstate[v][i] = BLOB_FETCHING;
+    }
+    after_input(w, i);
+}
+
+static int blob_setup(struct sim_world *w)
+{
+    const struct sim_config *c = &w->cfg;
+    if (c->blob.size_bytes == 0) {
+        return 0;
+    }
+    int versions = c->blob.edit_bytes > 0 ? 2 : 1;
+    uint32_t want = c->blob.fetchers ? c->blob.fetchers : w->n - 1;
+    uint32_t *order = malloc((size_t)w->n * sizeof(*order));
+    if (order == NULL) {
+        return P4P_ENOMEM;
+    }
+    for (int v = 0; v < versions; v++) {
+        w->bstate[v] = calloc(w->n, 1);
+        w->bj[v].took_s = calloc(w->n, sizeof(double));
+        if (w->bstate[v] == NULL || w->bj[v].took_s == NULL) {
+            free(order);
+            return P4P_ENOMEM;
+        }
+    }
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < w->n; i++) {
+        if (i != c->blob.source) {
+            order[m++] = i;
+        }
+    }
+    sim_rng_derive(&w->blob_rng, c->seed, "blob", 0);
+    for (uint32_t k = 0; k < want && k < m; k++) { /* partial Fisher-Yates: who wants it */
+        uint32_t j = k + (uint32_t)sim_rng_below(&w->blob_rng, m - k);
+        uint32_t t = order[k];
+        order[k] = order[j];
+        order[j] = t;
+        for (int v = 0; v < versions; v++) {
+            w->bstate[v][order[k]] = BLOB_WANTED;
+        }
+    }
+    free(order);
+    int rc = sim_queue_push(&w->q, c->blob.at_ns, EV_BLOB, c->blob.source, 0);
+    if (rc == 0 && versions == 2) {
+        rc = sim_queue_push(&w->q, c->blob.edit_at_ns, EV_BLOB, c->blob.source, 1);
+    }
+    return rc;
 }
 
 /* ---- The null application: flood without an engine, to measure the simulator alone ---------- */
@@ -522,6 +698,12 @@ static void dispatch(struct sim_world *w, const struct sim_event *ev)
             schedule_random_crash(w, ev->node); /* down already: the process goes on */
         }
         break;
+    case EV_BLOB:
+        blob_add(w, (int)ev->arg);
+        break;
+    case EV_BLOB_ASK:
+        blob_ask(w, ev->node, (int)ev->arg);
+        break;
     case EV_RESTART:
         restart(w, ev->node);
         if (ev->arg == 1 && w->nodes[ev->node] != NULL) {
@@ -601,7 +783,8 @@ static int create_nodes(struct sim_world *w, char *err, size_t errlen)
     for (uint32_t i = 0; i < w->n && rc == 0; i++) {
         rc = start_node(w, i, err, errlen);
     }
-    return rc ? rc : schedule_crashes(w);
+    rc = rc ? rc : schedule_crashes(w);
+    return rc ? rc : blob_setup(w);
 }
 
 int sim_world_create(const struct sim_config *cfg, const struct sim_world_opts *opts,
@@ -688,6 +871,10 @@ void sim_world_destroy(struct sim_world *w)
     free(w->life);
     free(w->catch_up_s);
     free(w->replayed);
+    for (int v = 0; v < 2; v++) {
+        free(w->bstate[v]);
+        free(w->bj[v].took_s);
+    }
     if (w->link != NULL) {
         w->link->ops->destroy(w->link);
     }
@@ -743,6 +930,11 @@ p4p_node *sim_world_node(struct sim_world *w, uint32_t i)
 const struct sim_crash_stats *sim_world_crash_stats(const struct sim_world *w)
 {
     return &w->cs;
+}
+
+uint32_t sim_world_blob_done(const struct sim_world *w, int v)
+{
+    return v >= 0 && v < 2 ? w->bj[v].done : 0;
 }
 
 int sim_world_fail_after(struct sim_world *w, uint32_t i, uint64_t writes)
@@ -934,6 +1126,31 @@ static int write_storage(const struct sim_world *w, res_db *db)
     return rc;
 }
 
+/* Blob figures: how many wanted each version, how many got it, and how long it took. */
+static int write_blobs(const struct sim_world *w, res_db *db)
+{
+    int rc = 0;
+    static const char *const names[2][3] = {
+        {"blob_wanted", "blob_completed", "blob_transfer_s"},
+        {"blob_v2_wanted", "blob_v2_completed", "blob_v2_transfer_s"},
+    };
+    for (int v = 0; v < 2 && rc == 0; v++) {
+        if (w->bstate[v] == NULL) {
+            continue;
+        }
+        uint32_t wanted = 0;
+        for (uint32_t i = 0; i < w->n; i++) {
+            wanted += w->bstate[v][i] != BLOB_NOT_WANTED && i != w->cfg.blob.source;
+        }
+        struct res_summary s;
+        rc = res_scalar(db, -1, names[v][0], wanted);
+        rc = rc ? rc : res_scalar(db, -1, names[v][1], w->bj[v].done);
+        res_summarize(w->bj[v].took_s, w->bj[v].done, &s);
+        rc = rc ? rc : res_stat(db, names[v][2], &s);
+    }
+    return rc;
+}
+
 int sim_world_write_results(const struct sim_world *w, res_db *db)
 {
     int rc = write_nodes(w, db);
@@ -951,6 +1168,7 @@ int sim_world_write_results(const struct sim_world *w, res_db *db)
     rc = rc ? rc : res_scalar(db, -1, "topology_components", comps);
     rc = rc ? rc : res_scalar(db, -1, "topology_largest_component", largest);
     rc = rc ? rc : write_storage(w, db);
+    rc = rc ? rc : write_blobs(w, db);
     rc = rc ? rc : metrics_write(&w->metrics, db, w->cfg.metrics.deliveries);
     return rc;
 }

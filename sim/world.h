@@ -84,6 +84,9 @@ const struct sim_link_stats *sim_world_link_stats(const struct sim_world *w);
 p4p_node *sim_world_node(struct sim_world *w, uint32_t i);
 const struct sim_crash_stats *sim_world_crash_stats(const struct sim_world *w);
 
+/* Fetchers that completed version v (0, or 1 for the edited one) of the scenario's blob. */
+uint32_t sim_world_blob_done(const struct sim_world *w, int v);
+
 /* Why the run stopped when sim_world_run returned P4P_ECORRUPT: a broken storage invariant
  * (a restarted node that does not hold what its log holds, or lost acknowledged updates),
  * with the node, the time and the seed. "" otherwise. */

@@ -404,6 +404,18 @@ static void test_storage_and_crash(void **state)
     expect_error("nodes:\n  app: null\nstorage:\n  backend: memory\n", P4P_EINVAL,
                  "t.yaml:4:12: the null application stores nothing; use flood or gossip with "
                  "storage");
+    expect_error("blob:\n  size: 1MiB\n", P4P_EINVAL,
+                 "t.yaml:2:9: blobs need storage: set storage.backend to memory or sqlite (chunks "
+                 "live in the chunk store)");
+    expect_error("nodes:\n  count: 4\nstorage:\n  backend: memory\nblob:\n  size: 1MiB\n"
+                 "  source: 7\n",
+                 P4P_EINVAL, "t.yaml:7:11: blob.source 7 is not a node (nodes.count is 4)");
+    expect_ok("storage: {backend: memory}\nblob: {size: 2MB, edit: 10B, edit_at: 1min}\n"
+              "security: {sessions: true}\n",
+              &c);
+    assert_int_equal(c.blob.size_bytes, 2000000);
+    assert_int_equal(c.blob.edit_at_ns, 60000000000ull);
+    assert_int_equal(c.security.sessions, 1);
     expect_error("storage:\n  backend: disk\n", P4P_EPARSE,
                  "t.yaml:2:12: storage.backend: expected one of none, memory, sqlite, got 'disk'");
     expect_error("crash:\n  fraction: 2\n", P4P_EINVAL,
@@ -969,7 +981,7 @@ static void test_round_trip(void **state)
     c.link.queue_bytes = 65536;
     c.workload.rate_per_s = 0.5;
     sim_config_each(&c, collect, &kv);
-    assert_int_equal(kv.n, 40);
+    assert_int_equal(kv.n, 46);
     assert_string_equal(kv.key[0], "name");
     assert_string_equal(kv.key[2], "duration");
     assert_string_equal(kv.value[2], "90s");
@@ -982,11 +994,11 @@ static void test_round_trip(void **state)
     assert_string_equal(kv.value[7], "0.1");
     assert_string_equal(kv.key[26], "workload.rate");
     assert_string_equal(kv.value[26], "0.5/s");
-    assert_string_equal(kv.key[32], "storage.repair");
-    assert_string_equal(kv.value[32], "false");
-    assert_string_equal(kv.key[36], "crash.every_writes");
-    assert_string_equal(kv.key[39], "metrics.deliveries");
-    assert_string_equal(kv.value[39], "true");
+    assert_string_equal(kv.key[38], "storage.repair");
+    assert_string_equal(kv.value[38], "false");
+    assert_string_equal(kv.key[42], "crash.every_writes");
+    assert_string_equal(kv.key[45], "metrics.deliveries");
+    assert_string_equal(kv.value[45], "true");
 }
 
 /* A strict little JSON checker: objects, strings, numbers, true/false/null. */
@@ -1141,6 +1153,8 @@ static void test_json(void **state)
         "\"loss\":0,\"mtu\":\"1200B\"},"
         "\"gossip\":{\"interval\":\"1s\",\"fanout\":3,\"digest\":32,\"seen\":4096,\"store\":256},"
         "\"workload\":{\"updates\":100,\"rate\":\"1/s\",\"start\":\"10s\",\"payload\":\"64B\"},"
+        "\"blob\":{\"size\":\"0B\",\"at\":\"10s\",\"source\":0,\"fetchers\":0,\"edit\":\"0B\","
+        "\"edit_at\":\"0\"},"
         "\"security\":{\"sessions\":false},"
         "\"storage\":{\"backend\":\"none\",\"dir\":\"\",\"repair\":false},"
         "\"crash\":{\"at\":\"0\",\"fraction\":0,\"rate\":\"0/s\",\"every_writes\":0,"

@@ -96,12 +96,15 @@ struct p4p_link_event {
 /* ---- Events -------------------------------------------------------------------------------- */
 
 enum p4p_event_kind {
-    P4P_EVENT_PUBLISHED = 1, /* this node signed and sent a new update */
-    P4P_EVENT_DELIVERED = 2, /* an update from another node arrived for the first time */
+    P4P_EVENT_PUBLISHED = 1,   /* this node signed and sent a new update */
+    P4P_EVENT_DELIVERED = 2,   /* an update from another node arrived for the first time */
+    P4P_EVENT_BLOB_DONE = 3,   /* a blob fetch completed: every chunk verified and stored */
+    P4P_EVENT_BLOB_FAILED = 4, /* a blob fetch ran out of peers (what it stored stays) */
 };
 
 /* Update ids are the BLAKE2b-256 hash of the signed body (see docs/PROTOCOL.md). `payload`
- * follows the same validity rule as polled frames. */
+ * follows the same validity rule as polled frames. For BLOB_DONE and BLOB_FAILED only `id` is
+ * set: the blob's id (below). */
 struct p4p_event {
     enum p4p_event_kind kind;
     uint8_t id[32];
@@ -204,7 +207,20 @@ void p4p_config_default(struct p4p_config *cfg);
     X(sess_timeout)                                                                                \
     X(sess_keepalives)                                                                             \
     X(sess_overhead_bytes)                                                                         \
-    X(sess_send_dropped)
+    X(sess_send_dropped)                                                                           \
+    X(blob_msgs_in)                                                                                \
+    X(blob_msgs_out)                                                                               \
+    X(blob_bytes_fetched)                                                                          \
+    X(blob_chunks_fetched)                                                                         \
+    X(blob_chunks_corrupt)                                                                         \
+    X(blob_chunks_dedup)                                                                           \
+    X(blob_bytes_dedup_saved)                                                                      \
+    X(blob_overhead_bytes)                                                                         \
+    X(blob_timeouts)                                                                               \
+    X(blob_peers_dropped)                                                                          \
+    X(blob_malformed)                                                                              \
+    X(blob_done)                                                                                   \
+    X(blob_failed)
 
 struct p4p_stats {
 #define P4P_STATS_FIELD_(name) uint64_t name;
@@ -263,6 +279,26 @@ int p4p_node_failed(const p4p_node *node);
 
 /* Approximate heap bytes owned by the node (for the per-node memory figure). */
 size_t p4p_node_memory(const p4p_node *node);
+
+/* ---- Blobs --------------------------------------------------------------------------------- */
+
+/* Large files, content-addressed and moved between neighbours in verified pieces (engine/blob.h
+ * for the protocol). They need storage (env.storage): chunks live in its chunk store. A blob's
+ * id is 32 bytes, the digest of its CIDv1 (dag-cbor, BLAKE2b-256); p4p_blob_id_text() prints
+ * the CID. All return 0 or a negative code; a storage error kills the node as for updates. */
+
+/* Chunks and stores data; writes the id. */
+int p4p_node_blob_add(p4p_node *node, p4p_time_ns now, const uint8_t *data, size_t len,
+                      uint8_t id_out[32]);
+/* Fetches the blob from every neighbour at once (those that lack it are dropped from the fetch;
+ * neighbours that come up later join it). Ends with a BLOB_DONE or BLOB_FAILED event; a fetch
+ * started again resumes from what is stored. */
+int p4p_node_blob_fetch(p4p_node *node, p4p_time_ns now, const uint8_t id[32]);
+/* Reads bytes of a blob held (complete, or from its start as far as it is present). */
+int p4p_node_blob_read(p4p_node *node, const uint8_t id[32], uint64_t offset, uint8_t *buf,
+                       size_t len, size_t *out_len);
+/* The CID text form of a blob id ("bafy..."), NUL-terminated; 0 or P4P_ETOOBIG. */
+int p4p_blob_id_text(const uint8_t id[32], char *out, size_t cap);
 
 /* ---- Signature cache (shared by the nodes of one host) ------------------------------------- */
 
