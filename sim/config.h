@@ -84,12 +84,12 @@ struct sim_config {
     } workload;
 
     struct {
-        uint32_t size_bytes;  /* one blob of this size (0 = none) ... */
-        uint64_t at_ns;       /* ... added by blob.source at this time ... */
+        uint32_t size_bytes; /* one blob of this size (0 = none) ... */
+        uint64_t at_ns;      /* ... added by blob.source at this time ... */
         uint32_t source;
-        uint32_t fetchers;    /* ... and fetched by this many other nodes (0 = all) */
-        uint32_t edit_bytes;  /* a second version with this many bytes changed mid-blob ... */
-        uint64_t edit_at_ns;  /* ... added at this time, fetched by the same nodes */
+        uint32_t fetchers;   /* ... and fetched by this many other nodes (0 = all) */
+        uint32_t edit_bytes; /* a second version with this many bytes changed mid-blob ... */
+        uint64_t edit_at_ns; /* ... added at this time, fetched by the same nodes */
     } blob;
 
     struct {
