@@ -12,6 +12,7 @@
 #      recovery time of a 1,000,000-record log, memory of a store holding 10,000 records;
 #      then a crashing simulation (scenarios/crash.yaml) on each backend
 #   5. a 100 MB blob between two nodes over a Wi-Fi and a BLE link (scenarios/blob-*.yaml)
+#   6. secure sessions: Noise and session handshakes/s, sealed transport against raw AEAD
 set -eu
 BUILD=${BUILD:-build}
 P4P="$BUILD/p4p"
@@ -67,3 +68,6 @@ for link in wifi ble; do
         (SELECT value FROM scalar WHERE node = -1 AND name = 'blob_timeouts'), $t1 - $t0)"
     rm -f "$out"
 done
+
+echo "== secure sessions"
+"$BUILD/bench/session_bench"

@@ -11,6 +11,9 @@
  *                 (gossip repair sends it again later)
  *   poll_frame -> the session layer's datagrams (handshakes, sealed frames, keep-alives)
  *
+ * A neighbour already in the trust store (a reconnect, or a restart with storage) is greeted
+ * with IK instead of XX.
+ *
  * Keys and trust. The session's static key is the X25519 form of the node's Ed25519 identity.
  * The trust store binds each link address ("addr:ADDR") to the key first seen there
  * (trust on first use): a different key at a known address is refused, counted and reported
@@ -49,6 +52,21 @@ static int accept_key(void *ctx, p4p_addr peer, const uint8_t remote_static[32])
         n->trust_dirty = 1;
     }
     return rc == TRUST_ACCEPT_NEW || rc == TRUST_ACCEPT_KNOWN;
+}
+
+/* A neighbour whose key the trust store holds is greeted with IK (one round trip, and its
+ * identity is checked by the handshake itself) rather than XX. */
+static int lookup_key(void *ctx, p4p_addr peer, uint8_t remote_static[32])
+{
+    p4p_node *n = ctx;
+    uint8_t name[32];
+    int len = name_of(peer, name);
+    struct trust_entry e;
+    if (trust_lookup(n->trust, name, (size_t)len, &e) != 0 || e.state == TRUST_REVOKED) {
+        return 0;
+    }
+    memcpy(remote_static, e.pk, 32);
+    return 1;
 }
 
 static void session_random(void *ctx, uint8_t *out, size_t len)
@@ -96,7 +114,8 @@ int secure_open(p4p_node *n)
         sc.outbox_max = n->cfg.outbox_max;
     }
     sc.event_max = sc.session_max * 2;
-    struct session_env se = {.ctx = n, .random = session_random, .accept_key = accept_key};
+    struct session_env se = {
+        .ctx = n, .random = session_random, .accept_key = accept_key, .lookup_key = lookup_key};
     uint8_t x_priv[32], x_pub[32], hash_key[16];
     int rc = session_x25519_from_ed25519_sk(n->id.sk, x_priv, x_pub);
     rc = rc ? rc : session_table_create(&sc, &se, x_priv, &n->sess);
