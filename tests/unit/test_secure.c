@@ -255,7 +255,7 @@ static void test_trust_on_first_use(void **state)
     t.delivered[1] = 0;
     publish(&t, 0);
     publish(&t, 2);
-    settle(&t, 250); /* 25 s: long enough for the IK retries to run out */
+    settle(&t, 250);                     /* 25 s: long enough for the IK retries to run out */
     assert_int_equal(t.delivered[1], 1); /* node 0's, not the impostor's */
     p4p_node_stats(t.n[1], &s);
     assert_true(s.sess_refused + s.sess_timeout + s.sess_hs_failed > 0);
