@@ -227,6 +227,7 @@ void secure_stats(const p4p_node *n, struct p4p_stats *out)
     out->sess_timeout = s.fail_timeout;
     out->sess_keepalives = s.keepalives_sent;
     out->sess_overhead_bytes = s.overhead_bytes;
+    out->sess_sealed = s.data_sent + s.keepalives_sent;
 }
 
 size_t secure_memory(const p4p_node *n)

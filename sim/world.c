@@ -1006,6 +1006,15 @@ static const char *const stat_names[] = {
 };
 #define STAT_COUNT (sizeof(stat_names) / sizeof(stat_names[0]))
 
+static size_t stat_index(const char *name)
+{
+    size_t k = 0;
+    while (k < STAT_COUNT && strcmp(stat_names[k], name) != 0) {
+        k++;
+    }
+    return k < STAT_COUNT ? k : 0;
+}
+
 static void stats_array(const struct p4p_stats *st, uint64_t out[STAT_COUNT])
 {
     const struct p4p_stats s = *st;
@@ -1063,6 +1072,11 @@ static int write_nodes(const struct sim_world *w, res_db *db)
     for (size_t k = 0; k < STAT_COUNT && rc == 0 && w->nodes != NULL; k++) {
         rc = is_host_counter(stat_names[k]) ? res_wall(db, stat_names[k], (double)sum[k])
                                             : res_scalar(db, -1, stat_names[k], (double)sum[k]);
+    }
+    size_t sealed = stat_index("sess_sealed"), overhead = stat_index("sess_overhead_bytes");
+    if (rc == 0 && w->nodes != NULL && sum[sealed] > 0) { /* bytes sessions add to a message */
+        rc = res_scalar(db, -1, "sess_overhead_per_message",
+                        (double)sum[overhead] / (double)sum[sealed]);
     }
     struct res_summary s;
     res_summarize(bytes, w->n, &s);

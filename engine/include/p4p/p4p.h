@@ -207,6 +207,7 @@ void p4p_config_default(struct p4p_config *cfg);
     X(sess_timeout)                                                                                \
     X(sess_keepalives)                                                                             \
     X(sess_overhead_bytes)                                                                         \
+    X(sess_sealed)                                                                                 \
     X(sess_send_dropped)                                                                           \
     X(blob_msgs_in)                                                                                \
     X(blob_msgs_out)                                                                               \
