@@ -134,7 +134,7 @@ uint64_t node_random_below(p4p_node *n, uint64_t bound)
 /* Every input starts here: once the host has drained everything, the outbox starts empty
  * again (this is what keeps polled pointers valid until the next input). Returns nonzero for
  * a node that storage failure killed: it takes no more input. Every input ends with
- * persist_end(), which commits what the input stored. */
+ * node_end(). */
 static int node_begin(p4p_node *n, p4p_time_ns now)
 {
     if (n->failed) {
