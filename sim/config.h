@@ -84,6 +84,11 @@ struct sim_config {
     } workload;
 
     struct {
+        uint64_t skew_ns; /* each node's clock starts up to this far ahead of the others */
+        double drift_ppm; /* and runs fast or slow by up to this many parts per million */
+    } clock;
+
+    struct {
         uint32_t size_bytes; /* one blob of this size (0 = none) ... */
         uint64_t at_ns;      /* ... added by blob.source at this time ... */
         uint32_t source;

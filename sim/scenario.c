@@ -177,6 +177,8 @@ static const struct field fields[] = {
     FIELD("workload.rate", T_RATE, workload.rate_per_s, 0, 0, R_MIN_OPEN | R_NO_MAX, "1/s", NULL),
     FIELD("workload.start", T_DURATION, workload.start_ns, 0, 0, R_NO_MAX, "10s", NULL),
     FIELD("workload.payload", T_SIZE, workload.payload_bytes, 0, 65535, 0, "64B", NULL),
+    FIELD("clock.skew", T_DURATION, clock.skew_ns, 0, 31536000e9, 0, "0", NULL),
+    FIELD("clock.drift", T_REAL, clock.drift_ppm, 0, 100000, 0, "0", NULL),
     FIELD("blob.size", T_SIZE, blob.size_bytes, 0, U32_MAX_D, 0, "0B", NULL),
     FIELD("blob.at", T_DURATION, blob.at_ns, 0, 0, R_NO_MAX, "10s", NULL),
     FIELD("blob.source", T_U32, blob.source, 0, U32_MAX_D, 0, "0", NULL),

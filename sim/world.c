@@ -37,6 +37,11 @@ enum {
 enum { BLOB_NOT_WANTED = 0, BLOB_WANTED, BLOB_FETCHING, BLOB_HAVE };
 
 /* The scenario's blob (and its edited second version): who wants it, and how long it took. */
+struct node_clock {
+    uint64_t offset_ns; /* the clock's reading at simulated time 0 */
+    double rate;        /* clock seconds per simulated second */
+};
+
 struct blob_job {
     uint8_t id[32];
     uint64_t added_ns; /* when the source added it */
@@ -86,6 +91,7 @@ struct sim_world {
     double *replayed;   /* records replayed, one per restart */
     uint32_t restart_cap;
     double (*wall_s)(void);
+    struct node_clock *clocks; /* NULL: every node reads simulated time */
     struct blob_job bj[2];
     uint8_t *bstate[2]; /* per node and version: BLOB_* */
     struct sim_rng blob_rng;
@@ -104,6 +110,42 @@ struct sim_world {
 static void node_random(void *ctx, uint8_t *out, size_t len)
 {
     sim_rng_bytes(ctx, out, len);
+}
+
+/* ---- Node clocks ---------------------------------------------------------------------------- */
+
+/* What node i's own clock reads at simulated time t: offset + t * rate (clock.skew and
+ * clock.drift; exact simulated time without them). The engine only ever sees this. */
+static uint64_t local_at(const struct sim_world *w, uint32_t i, uint64_t t)
+{
+    if (w->clocks == NULL) {
+        return t;
+    }
+    const struct node_clock *c = &w->clocks[i];
+    return c->offset_ns + (uint64_t)((double)t * c->rate);
+}
+
+static uint64_t local_now(const struct sim_world *w, uint32_t i)
+{
+    return local_at(w, i, w->now);
+}
+
+/* The simulated time at which node i's clock reaches `local` (never before now). */
+static uint64_t sim_at(const struct sim_world *w, uint32_t i, uint64_t local)
+{
+    if (w->clocks == NULL || local == P4P_TIME_NONE) {
+        return local;
+    }
+    const struct node_clock *c = &w->clocks[i];
+    if (local <= local_now(w, i)) {
+        return w->now;
+    }
+    double t = (double)(local - c->offset_ns) / c->rate;
+    uint64_t s = t >= 1.8e19 ? P4P_TIME_NONE - 1 : (uint64_t)t;
+    while (local_at(w, i, s) < local) { /* rounding: the first instant the clock reaches it */
+        s++;
+    }
+    return s;
 }
 
 /* ---- Frames in and out ---------------------------------------------------------------------- */
@@ -216,7 +258,7 @@ static void drain(struct sim_world *w, uint32_t i)
             acknowledged(w, i, &ev);
         }
     }
-    p4p_time_ns d = p4p_node_deadline(node);
+    p4p_time_ns d = sim_at(w, i, p4p_node_deadline(node));
     if (d != P4P_TIME_NONE && d < w->now) {
         d = w->now;
     }
@@ -255,7 +297,7 @@ static int start_node(struct sim_world *w, uint32_t i, char *err, size_t errlen)
     }
     for (uint32_t k = w->g.off[i]; k < w->g.off[i + 1]; k++) {
         struct p4p_link_event le = {P4P_LINK_UP, 0, w->g.adj[k]};
-        p4p_node_link(w->nodes[i], w->now, &le);
+        p4p_node_link(w->nodes[i], local_now(w, i), &le);
     }
     drain(w, i);
     return 0;
@@ -469,7 +511,8 @@ static void blob_add(struct sim_world *w, int v)
         w->failed = 1;
         return;
     }
-    int rc = p4p_node_blob_add(w->nodes[src], w->now, data, w->cfg.blob.size_bytes, j->id);
+    int rc =
+        p4p_node_blob_add(w->nodes[src], local_now(w, src), data, w->cfg.blob.size_bytes, j->id);
     free(data);
     after_input(w, src);
     if (rc != 0) {
@@ -496,7 +539,7 @@ static void blob_ask(struct sim_world *w, uint32_t i, int v)
     for (uint32_t k = w->g.off[i]; k < w->g.off[i + 1] && !near; k++) {
         near = w->bstate[v][w->g.adj[k]] == BLOB_HAVE;
     }
-    if (near && p4p_node_blob_fetch(w->nodes[i], w->now, w->bj[v].id) == 0) {
+    if (near && p4p_node_blob_fetch(w->nodes[i], local_now(w, i), w->bj[v].id) == 0) {
         w->bstate[v][i] = BLOB_FETCHING;
     }
     after_input(w, i);
@@ -632,7 +675,7 @@ static void on_frame(struct sim_world *w, const struct sim_event *ev)
         w->cs.dropped_down++; /* the receiver is down: the frame falls on deaf ears */
     } else {
         struct p4p_frame f = {p->iface, p->src, p->data, p->len};
-        p4p_node_recv(w->nodes[ev->node], w->now, &f);
+        p4p_node_recv(w->nodes[ev->node], local_now(w, ev->node), &f);
         after_input(w, ev->node);
     }
     sim_pool_release(&w->pool, ev->arg);
@@ -651,7 +694,7 @@ static void publish(struct sim_world *w, uint32_t origin)
             w->cs.publish_down++; /* the author's device is off: nothing is written */
             return;
         }
-        rc = p4p_node_publish(w->nodes[origin], w->now, payload, len, NULL);
+        rc = p4p_node_publish(w->nodes[origin], local_now(w, origin), payload, len, NULL);
         after_input(w, origin);
     }
     if (rc == 0) {
@@ -687,7 +730,7 @@ static void dispatch(struct sim_world *w, const struct sim_event *ev)
     case EV_TIMER:
         if (w->timer_at[ev->node] == ev->time_ns && w->nodes[ev->node] != NULL) {
             w->timer_at[ev->node] = P4P_TIME_NONE;
-            p4p_node_timeout(w->nodes[ev->node], w->now);
+            p4p_node_timeout(w->nodes[ev->node], local_now(w, ev->node));
             after_input(w, ev->node);
         }
         break;
@@ -822,6 +865,19 @@ int sim_world_create(const struct sim_config *cfg, const struct sim_world_opts *
     }
     sim_rng_derive(&w->workload_rng, cfg->seed, "workload", 0);
     sim_rng_derive(&w->crash_rng, cfg->seed, "crash", 0);
+    if (cfg->clock.skew_ns > 0 || cfg->clock.drift_ppm > 0) {
+        w->clocks = malloc((size_t)w->n * sizeof(*w->clocks));
+        if (w->clocks == NULL) {
+            rc = P4P_ENOMEM;
+            goto fail;
+        }
+        for (uint32_t i = 0; i < w->n; i++) {
+            struct sim_rng r;
+            sim_rng_derive(&r, cfg->seed, "clock", i);
+            w->clocks[i].offset_ns = sim_rng_below(&r, cfg->clock.skew_ns + 1);
+            w->clocks[i].rate = 1.0 + (2 * sim_rng_uniform(&r) - 1) * cfg->clock.drift_ppm * 1e-6;
+        }
+    }
     w->wall_s = opts != NULL ? opts->wall_s : NULL;
     if (cfg->nodes.app != SIM_APP_NULL) {
         w->nodes = calloc(w->n, sizeof(*w->nodes));
@@ -869,6 +925,7 @@ void sim_world_destroy(struct sim_world *w)
     p4p_sigcache_destroy(w->sigcache);
     sim_disks_destroy(w->disks);
     free(w->life);
+    free(w->clocks);
     free(w->catch_up_s);
     free(w->replayed);
     for (int v = 0; v < 2; v++) {
@@ -930,6 +987,11 @@ p4p_node *sim_world_node(struct sim_world *w, uint32_t i)
 const struct sim_crash_stats *sim_world_crash_stats(const struct sim_world *w)
 {
     return &w->cs;
+}
+
+uint64_t sim_world_node_clock(const struct sim_world *w, uint32_t i)
+{
+    return local_now(w, i);
 }
 
 uint32_t sim_world_blob_done(const struct sim_world *w, int v)
@@ -1183,6 +1245,10 @@ int sim_world_write_results(const struct sim_world *w, res_db *db)
     rc = rc ? rc : res_scalar(db, -1, "topology_largest_component", largest);
     rc = rc ? rc : write_storage(w, db);
     rc = rc ? rc : write_blobs(w, db);
+    for (uint32_t i = 0; i < w->n && rc == 0 && w->clocks != NULL; i++) {
+        rc = res_scalar(db, i, "clock_offset_s", (double)w->clocks[i].offset_ns / 1e9);
+        rc = rc ? rc : res_scalar(db, i, "clock_drift_ppm", (w->clocks[i].rate - 1.0) * 1e6);
+    }
     rc = rc ? rc : metrics_write(&w->metrics, db, w->cfg.metrics.deliveries);
     return rc;
 }

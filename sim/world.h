@@ -84,6 +84,9 @@ const struct sim_link_stats *sim_world_link_stats(const struct sim_world *w);
 p4p_node *sim_world_node(struct sim_world *w, uint32_t i);
 const struct sim_crash_stats *sim_world_crash_stats(const struct sim_world *w);
 
+/* What node i's own clock reads now (clock.skew, clock.drift): the `now` its engine sees. */
+uint64_t sim_world_node_clock(const struct sim_world *w, uint32_t i);
+
 /* Fetchers that completed version v (0, or 1 for the edited one) of the scenario's blob. */
 uint32_t sim_world_blob_done(const struct sim_world *w, int v);
 

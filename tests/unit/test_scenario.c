@@ -981,7 +981,7 @@ static void test_round_trip(void **state)
     c.link.queue_bytes = 65536;
     c.workload.rate_per_s = 0.5;
     sim_config_each(&c, collect, &kv);
-    assert_int_equal(kv.n, 46);
+    assert_int_equal(kv.n, 48);
     assert_string_equal(kv.key[0], "name");
     assert_string_equal(kv.key[2], "duration");
     assert_string_equal(kv.value[2], "90s");
@@ -994,11 +994,11 @@ static void test_round_trip(void **state)
     assert_string_equal(kv.value[7], "0.1");
     assert_string_equal(kv.key[26], "workload.rate");
     assert_string_equal(kv.value[26], "0.5/s");
-    assert_string_equal(kv.key[38], "storage.repair");
-    assert_string_equal(kv.value[38], "false");
-    assert_string_equal(kv.key[42], "crash.every_writes");
-    assert_string_equal(kv.key[45], "metrics.deliveries");
-    assert_string_equal(kv.value[45], "true");
+    assert_string_equal(kv.key[40], "storage.repair");
+    assert_string_equal(kv.value[40], "false");
+    assert_string_equal(kv.key[44], "crash.every_writes");
+    assert_string_equal(kv.key[47], "metrics.deliveries");
+    assert_string_equal(kv.value[47], "true");
 }
 
 /* A strict little JSON checker: objects, strings, numbers, true/false/null. */
@@ -1153,6 +1153,7 @@ static void test_json(void **state)
         "\"loss\":0,\"mtu\":\"1200B\"},"
         "\"gossip\":{\"interval\":\"1s\",\"fanout\":3,\"digest\":32,\"seen\":4096,\"store\":256},"
         "\"workload\":{\"updates\":100,\"rate\":\"1/s\",\"start\":\"10s\",\"payload\":\"64B\"},"
+        "\"clock\":{\"skew\":\"0\",\"drift\":0},"
         "\"blob\":{\"size\":\"0B\",\"at\":\"10s\",\"source\":0,\"fetchers\":0,\"edit\":\"0B\","
         "\"edit_at\":\"0\"},"
         "\"security\":{\"sessions\":false},"
