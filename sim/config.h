@@ -65,7 +65,10 @@ struct sim_config {
         uint64_t bandwidth_bps; /* 0 = unlimited */
         uint32_t queue_bytes;   /* transmit queue per directed link; 0 = unlimited */
         double loss;            /* Bernoulli frame loss probability, [0, 1) */
-        uint32_t mtu;           /* bytes */
+        /* Gilbert-Elliott burst loss instead (ge_p > 0): per directed link, P(Good -> Bad),
+         * P(Bad -> Good), P(delivered | Good), P(delivered | Bad); sim/gilbert.h */
+        double ge_p, ge_r, ge_k, ge_h;
+        uint32_t mtu; /* bytes */
     } link;
 
     struct {

@@ -10,6 +10,7 @@
  */
 #include <stdlib.h>
 
+#include "gilbert.h"
 #include "link.h"
 #include "rng.h"
 
@@ -19,7 +20,9 @@ struct p2p {
     uint64_t latency_ns, jitter_ns, bandwidth_bps, queue_bytes;
     uint32_t mtu;
     double loss;
-    uint64_t *busy_until; /* per directed slot; NULL when bandwidth is unlimited */
+    struct sim_ge_params ge; /* burst loss when ge.p > 0 */
+    uint8_t *ge_bad;         /* per directed slot: the Gilbert-Elliott state; NULL without */
+    uint64_t *busy_until;    /* per directed slot; NULL when bandwidth is unlimited */
     struct sim_rng rng;
 };
 
@@ -45,7 +48,15 @@ static void p2p_one(struct p2p *m, struct sim_world *w, uint32_t src, uint64_t s
     }
     st->frames_sent++;
     st->bytes_sent += f->len;
-    if (m->loss > 0 && sim_rng_uniform(&m->rng) < m->loss) {
+    if (m->ge_bad != NULL) {
+        struct sim_ge ge = {m->ge, m->ge_bad[slot]};
+        int lost = sim_ge_step(&ge, &m->rng);
+        m->ge_bad[slot] = (uint8_t)ge.bad;
+        if (lost) {
+            st->lost_loss++;
+            return;
+        }
+    } else if (m->loss > 0 && sim_rng_uniform(&m->rng) < m->loss) {
         st->lost_loss++;
         return;
     }
@@ -82,6 +93,7 @@ static void p2p_destroy(struct sim_link_model *base)
 {
     struct p2p *m = (struct p2p *)base;
     free(m->busy_until);
+    free(m->ge_bad);
     free(m);
 }
 
@@ -114,6 +126,23 @@ int sim_link_p2p_create(const struct sim_config *cfg, const struct sim_graph *g,
         }
     }
     sim_rng_derive(&m->rng, seed, "link", 0);
+    if (cfg->link.ge_p > 0) {
+        m->ge =
+            (struct sim_ge_params){cfg->link.ge_p, cfg->link.ge_r, cfg->link.ge_k, cfg->link.ge_h};
+        uint64_t slots = g->off[g->n] > 0 ? g->off[g->n] : 1;
+        m->ge_bad = malloc(slots);
+        struct sim_ge ge;
+        for (uint64_t s = 0; m->ge_bad != NULL && s < slots; s++) { /* stationary start */
+            if (sim_ge_init(&ge, &m->ge, &m->rng) != 0) {
+                break;
+            }
+            m->ge_bad[s] = (uint8_t)ge.bad;
+        }
+        if (m->ge_bad == NULL || sim_ge_check(&m->ge) != 0) {
+            p2p_destroy(&m->base);
+            return P4P_ENOMEM;
+        }
+    }
     *out = &m->base;
     return 0;
 }

@@ -166,6 +166,10 @@ static const struct field fields[] = {
           NULL),
     FIELD("link.queue", T_SIZE, link.queue_bytes, 0, U32_MAX_D, 0, "0B", NULL),
     FIELD("link.loss", T_PROB, link.loss, 0, 1, R_MAX_OPEN, "0", NULL),
+    FIELD("link.ge_p", T_PROB, link.ge_p, 0, 1, 0, "0", NULL),
+    FIELD("link.ge_r", T_PROB, link.ge_r, 0, 1, 0, "0.5", NULL),
+    FIELD("link.ge_k", T_PROB, link.ge_k, 0, 1, 0, "1", NULL),
+    FIELD("link.ge_h", T_PROB, link.ge_h, 0, 1, 0, "0", NULL),
     FIELD("link.mtu", T_SIZE, link.mtu, 64, 65507, 0, "1200B", NULL),
     FIELD("gossip.interval", T_DURATION, gossip.interval_ns, 0, 0, R_MIN_OPEN | R_NO_MAX, "1s",
           NULL),
@@ -1633,6 +1637,15 @@ static int check_cross(struct ctx *c)
                       "be <= link.mtu %" PRIu32 "B, so at most %" PRIu32 "B",
                       cfg->workload.payload_bytes, overhead, cfg->link.mtu,
                       cfg->link.mtu - overhead);
+    }
+    if (cfg->link.ge_p > 0 && cfg->link.loss > 0) {
+        return report(c, P4P_EINVAL, BLAME(c, "link.loss", "link.ge_p"),
+                      "link.loss and link.ge_p are two loss models: set one of them");
+    }
+    if (cfg->link.ge_p > 0 && cfg->link.ge_r == 0) {
+        return report(c, P4P_EINVAL, BLAME(c, "link.ge_r", "link.ge_p"),
+                      "link.ge_r must be > 0: a Gilbert-Elliott channel that never leaves its "
+                      "bad state loses everything");
     }
     int crashes = (cfg->crash.at_ns > 0 && cfg->crash.fraction > 0) || cfg->crash.rate_per_s > 0 ||
                   cfg->crash.every_writes > 0;

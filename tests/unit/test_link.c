@@ -7,11 +7,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "gilbert.h"
 #include "link.h"
 #include "scenario.h"
 
@@ -151,6 +153,34 @@ static void test_loss_rate_and_jitter(void **state)
     m->ops->destroy(m);
 }
 
+/* Gilbert-Elliott on a link: over a long run the loss rate and the mean run of consecutive
+ * losses match the closed forms (sim/gilbert.h). */
+static void test_gilbert_elliott(void **state)
+{
+    (void)state;
+    uint32_t off[3], adj[2];
+    struct sim_graph g;
+    star(&g, 2, off, adj);
+    struct sim_link_model *m =
+        model("link: {latency: 1ms, ge_p: 0.02, ge_r: 0.25, ge_k: 0.99, ge_h: 0.3}\n", &g);
+    const struct sim_ge_params prm = {0.02, 0.25, 0.99, 0.3};
+    const int n = 200000;
+    uint64_t runs = 0, prev_lost = 0;
+    for (int i = 0; i < n; i++) {
+        uint64_t before = m->stats.lost_loss;
+        send(m, 0, 1, 64, 1000);
+        uint64_t lost = m->stats.lost_loss > before;
+        runs += lost && !prev_lost;
+        prev_lost = lost;
+    }
+    double rate = (double)m->stats.lost_loss / n, burst = (double)m->stats.lost_loss / (double)runs;
+    double want_rate = sim_ge_loss_rate(&prm), want_burst = sim_ge_mean_burst(&prm);
+    assert_true(fabs(rate - want_rate) < 0.1 * want_rate);
+    assert_true(fabs(burst - want_burst) < 0.1 * want_burst);
+    assert_true(burst > 1.3); /* bursty, unlike Bernoulli loss of the same rate (~1.07) */
+    m->ops->destroy(m);
+}
+
 static void test_mtu_no_link_broadcast(void **state)
 {
     (void)state;
@@ -176,9 +206,8 @@ static void test_mtu_no_link_broadcast(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_serialisation_and_latency),
-        cmocka_unit_test(test_queue_limit),
-        cmocka_unit_test(test_loss_rate_and_jitter),
+        cmocka_unit_test(test_serialisation_and_latency), cmocka_unit_test(test_queue_limit),
+        cmocka_unit_test(test_loss_rate_and_jitter),      cmocka_unit_test(test_gilbert_elliott),
         cmocka_unit_test(test_mtu_no_link_broadcast),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -416,6 +416,11 @@ static void test_storage_and_crash(void **state)
     assert_int_equal(c.blob.size_bytes, 2000000);
     assert_int_equal(c.blob.edit_at_ns, 60000000000ull);
     assert_int_equal(c.security.sessions, 1);
+    expect_error("link:\n  loss: 1%\n  ge_p: 0.1\n", P4P_EINVAL,
+                 "t.yaml:2:9: link.loss and link.ge_p are two loss models: set one of them");
+    expect_error("link:\n  ge_p: 0.1\n  ge_r: 0\n", P4P_EINVAL,
+                 "t.yaml:3:9: link.ge_r must be > 0: a Gilbert-Elliott channel that never leaves "
+                 "its bad state loses everything");
     expect_error("storage:\n  backend: disk\n", P4P_EPARSE,
                  "t.yaml:2:12: storage.backend: expected one of none, memory, sqlite, got 'disk'");
     expect_error("crash:\n  fraction: 2\n", P4P_EINVAL,
@@ -981,7 +986,7 @@ static void test_round_trip(void **state)
     c.link.queue_bytes = 65536;
     c.workload.rate_per_s = 0.5;
     sim_config_each(&c, collect, &kv);
-    assert_int_equal(kv.n, 48);
+    assert_int_equal(kv.n, 52);
     assert_string_equal(kv.key[0], "name");
     assert_string_equal(kv.key[2], "duration");
     assert_string_equal(kv.value[2], "90s");
@@ -992,13 +997,13 @@ static void test_round_trip(void **state)
     assert_string_equal(kv.value[14], "10ms");
     assert_string_equal(kv.value[15], "0");
     assert_string_equal(kv.value[7], "0.1");
-    assert_string_equal(kv.key[26], "workload.rate");
-    assert_string_equal(kv.value[26], "0.5/s");
-    assert_string_equal(kv.key[40], "storage.repair");
-    assert_string_equal(kv.value[40], "false");
-    assert_string_equal(kv.key[44], "crash.every_writes");
-    assert_string_equal(kv.key[47], "metrics.deliveries");
-    assert_string_equal(kv.value[47], "true");
+    assert_string_equal(kv.key[30], "workload.rate");
+    assert_string_equal(kv.value[30], "0.5/s");
+    assert_string_equal(kv.key[44], "storage.repair");
+    assert_string_equal(kv.value[44], "false");
+    assert_string_equal(kv.key[48], "crash.every_writes");
+    assert_string_equal(kv.key[51], "metrics.deliveries");
+    assert_string_equal(kv.value[51], "true");
 }
 
 /* A strict little JSON checker: objects, strings, numbers, true/false/null. */
@@ -1150,7 +1155,7 @@ static void test_json(void **state)
         "\"topology\":{\"kind\":\"random_geometric\",\"degree\":8,\"p\":0.1,\"m\":3,"
         "\"radius\":0.07,\"width\":0,\"height\":0,\"torus\":false,\"file\":\"\"},"
         "\"link\":{\"latency\":\"10ms\",\"jitter\":\"0\",\"bandwidth\":\"0\",\"queue\":\"0B\","
-        "\"loss\":0,\"mtu\":\"1200B\"},"
+        "\"loss\":0,\"ge_p\":0,\"ge_r\":0.5,\"ge_k\":1,\"ge_h\":0,\"mtu\":\"1200B\"},"
         "\"gossip\":{\"interval\":\"1s\",\"fanout\":3,\"digest\":32,\"seen\":4096,\"store\":256},"
         "\"workload\":{\"updates\":100,\"rate\":\"1/s\",\"start\":\"10s\",\"payload\":\"64B\"},"
         "\"clock\":{\"skew\":\"0\",\"drift\":0},"
