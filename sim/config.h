@@ -32,6 +32,12 @@ enum sim_storage_backend {
     SIM_STORAGE_SQLITE = 2, /* storage/storage_sqlite.c: in-memory databases, or files in dir */
 };
 
+enum sim_churn_dist {
+    SIM_CHURN_EXPONENTIAL = 1,
+    SIM_CHURN_WEIBULL = 2, /* shape k */
+    SIM_CHURN_PARETO = 3,  /* shape alpha > 1 */
+};
+
 enum sim_app {
     SIM_APP_FLOOD = P4P_APP_FLOOD,
     SIM_APP_GOSSIP = P4P_APP_GOSSIP,
@@ -85,6 +91,22 @@ struct sim_config {
         uint64_t start_ns; /* first publish no earlier than this */
         uint32_t payload_bytes;
     } workload;
+
+    struct {
+        uint64_t session_ns; /* mean time online (0 = no churn) */
+        uint64_t offline_ns; /* mean time offline */
+        enum sim_churn_dist dist;
+        double shape;   /* Weibull k or Pareto alpha */
+        double diurnal; /* 0..1: how much longer sessions are at the daily peak (and offline
+                           periods shorter), 1 + diurnal x cos(2 pi t / 1 d) */
+    } churn;
+
+    struct {
+        uint64_t at_ns;   /* the network splits at this time (0 = never) ... */
+        uint64_t heal_ns; /* ... and heals at this one (0 = never) */
+        double fraction;  /* nodes on the far side: those with x < fraction, or without
+                             positions each node with this probability */
+    } partition;
 
     struct {
         uint64_t skew_ns; /* each node's clock starts up to this far ahead of the others */

@@ -37,6 +37,7 @@
 _Static_assert(sizeof(enum sim_app) == sizeof(int), "enum sim_app must be int-sized");
 _Static_assert(sizeof(enum sim_topology_kind) == sizeof(int), "enum must be int-sized");
 _Static_assert(sizeof(enum sim_storage_backend) == sizeof(int), "enum must be int-sized");
+_Static_assert(sizeof(enum sim_churn_dist) == sizeof(int), "enum must be int-sized");
 
 /* Bytes the engine adds around an application payload in one frame (envelope, ids, signature);
  * see docs/PROTOCOL.md. A payload must fit in link.mtu together with them. */
@@ -125,6 +126,13 @@ static const struct enum_name storage_names[] = {
     {NULL, 0},
 };
 
+static const struct enum_name churn_names[] = {
+    {"exponential", SIM_CHURN_EXPONENTIAL},
+    {"weibull", SIM_CHURN_WEIBULL},
+    {"pareto", SIM_CHURN_PARETO},
+    {NULL, 0},
+};
+
 struct field {
     const char *key; /* dotted path in the YAML tree */
     enum field_type type;
@@ -181,6 +189,14 @@ static const struct field fields[] = {
     FIELD("workload.rate", T_RATE, workload.rate_per_s, 0, 0, R_MIN_OPEN | R_NO_MAX, "1/s", NULL),
     FIELD("workload.start", T_DURATION, workload.start_ns, 0, 0, R_NO_MAX, "10s", NULL),
     FIELD("workload.payload", T_SIZE, workload.payload_bytes, 0, 65535, 0, "64B", NULL),
+    FIELD("churn.session", T_DURATION, churn.session_ns, 0, 0, R_NO_MAX, "0", NULL),
+    FIELD("churn.offline", T_DURATION, churn.offline_ns, 0, 0, R_NO_MAX, "1min", NULL),
+    FIELD("churn.distribution", T_ENUM, churn.dist, 0, 0, 0, "exponential", churn_names),
+    FIELD("churn.shape", T_REAL, churn.shape, 0.1, 100, 0, "1.5", NULL),
+    FIELD("churn.diurnal", T_PROB, churn.diurnal, 0, 1, R_MAX_OPEN, "0", NULL),
+    FIELD("partition.at", T_DURATION, partition.at_ns, 0, 0, R_NO_MAX, "0", NULL),
+    FIELD("partition.heal", T_DURATION, partition.heal_ns, 0, 0, R_NO_MAX, "0", NULL),
+    FIELD("partition.fraction", T_PROB, partition.fraction, 0, 1, 0, "0.5", NULL),
     FIELD("clock.skew", T_DURATION, clock.skew_ns, 0, 31536000e9, 0, "0", NULL),
     FIELD("clock.drift", T_REAL, clock.drift_ppm, 0, 100000, 0, "0", NULL),
     FIELD("blob.size", T_SIZE, blob.size_bytes, 0, U32_MAX_D, 0, "0B", NULL),
@@ -1646,6 +1662,26 @@ static int check_cross(struct ctx *c)
         return report(c, P4P_EINVAL, BLAME(c, "link.ge_r", "link.ge_p"),
                       "link.ge_r must be > 0: a Gilbert-Elliott channel that never leaves its "
                       "bad state loses everything");
+    }
+    if (cfg->churn.session_ns > 0 && cfg->churn.dist == SIM_CHURN_PARETO && cfg->churn.shape <= 1) {
+        return report(c, P4P_EINVAL, BLAME(c, "churn.shape", "churn.distribution"),
+                      "churn.shape must be > 1 for pareto (its mean is infinite otherwise)");
+    }
+    if (cfg->churn.session_ns > 0 && cfg->churn.offline_ns == 0) {
+        return report(c, P4P_EINVAL, BLAME(c, "churn.offline", "churn.session"),
+                      "churn.offline must be > 0 when churn.session is set");
+    }
+    if (cfg->partition.heal_ns > 0 && cfg->partition.heal_ns <= cfg->partition.at_ns) {
+        return report(c, P4P_EINVAL, BLAME(c, "partition.heal", "partition.at"),
+                      "partition.heal must be after partition.at");
+    }
+    if (cfg->churn.session_ns > 0 && cfg->nodes.app == SIM_APP_NULL) {
+        return report(c, P4P_EINVAL, BLAME(c, "churn.session", "nodes.app"),
+                      "churn needs an engine: use flood or gossip");
+    }
+    if (cfg->partition.at_ns > 0 && cfg->nodes.app == SIM_APP_NULL) {
+        return report(c, P4P_EINVAL, BLAME(c, "partition.at", "nodes.app"),
+                      "partitions need an engine: use flood or gossip");
     }
     int crashes = (cfg->crash.at_ns > 0 && cfg->crash.fraction > 0) || cfg->crash.rate_per_s > 0 ||
                   cfg->crash.every_writes > 0;

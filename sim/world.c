@@ -12,6 +12,7 @@
 #include "world.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,14 +25,16 @@
 #include "rng.h"
 
 enum {
-    EV_FRAME = 1,    /* node = receiver, arg = packet handle */
-    EV_TIMER = 2,    /* node = whose deadline; stale unless time == timer_at[node] */
-    EV_PUBLISH = 3,  /* node = origin (explicit) or ignored (workload: arg = 1) */
-    EV_SAMPLE = 4,   /* metrics sampling tick */
-    EV_CRASH = 5,    /* node dies (arg 1: a random-rate crash, which schedules the next) */
-    EV_RESTART = 6,  /* node starts again from its store */
-    EV_BLOB = 7,     /* arg = blob version: the source adds it */
-    EV_BLOB_ASK = 8, /* node, arg = version: fetch it if a neighbour has it */
+    EV_FRAME = 1,      /* node = receiver, arg = packet handle */
+    EV_TIMER = 2,      /* node = whose deadline; stale unless time == timer_at[node] */
+    EV_PUBLISH = 3,    /* node = origin (explicit) or ignored (workload: arg = 1) */
+    EV_SAMPLE = 4,     /* metrics sampling tick */
+    EV_CRASH = 5,      /* node dies (arg 1: a random-rate crash, which schedules the next) */
+    EV_RESTART = 6,    /* node starts again from its store */
+    EV_BLOB = 7,       /* arg = blob version: the source adds it */
+    EV_BLOB_ASK = 8,   /* node, arg = version: fetch it if a neighbour has it */
+    EV_CHURN = 9,      /* node goes offline (arg 0) or comes back (arg 1) */
+    EV_PARTITION = 10, /* the network splits (arg 0) or heals (arg 1) */
 };
 
 enum { BLOB_NOT_WANTED = 0, BLOB_WANTED, BLOB_FETCHING, BLOB_HAVE };
@@ -92,6 +95,15 @@ struct sim_world {
     uint32_t restart_cap;
     double (*wall_s)(void);
     struct node_clock *clocks; /* NULL: every node reads simulated time */
+    /* churn and partitions */
+    uint8_t *offline;  /* per node, with churn: its device is off (state kept) */
+    uint64_t *went_ns; /* per node: when it last went offline or came back */
+    uint8_t *side;     /* per node, with a partition: which side of the cut */
+    int partitioned;   /* the cut is in force */
+    struct sim_rng churn_rng;
+    double *session_s, *offline_s; /* completed online / offline periods */
+    size_t session_n, offline_n, periods_cap;
+    uint64_t dropped_offline, dropped_partition, cut_links;
     struct blob_job bj[2];
     uint8_t *bstate[2]; /* per node and version: BLOB_* */
     struct sim_rng blob_rng;
@@ -272,6 +284,8 @@ static void drain(struct sim_world *w, uint32_t i)
 
 /* ---- Nodes: start, crash, restart ------------------------------------------------------------ */
 
+static int link_usable(const struct sim_world *w, uint32_t i, uint32_t j);
+
 /* Creates node i (from its store, if the scenario has one) and brings its links up. */
 static int start_node(struct sim_world *w, uint32_t i, char *err, size_t errlen)
 {
@@ -296,8 +310,10 @@ static int start_node(struct sim_world *w, uint32_t i, char *err, size_t errlen)
         return rc;
     }
     for (uint32_t k = w->g.off[i]; k < w->g.off[i + 1]; k++) {
-        struct p4p_link_event le = {P4P_LINK_UP, 0, w->g.adj[k]};
-        p4p_node_link(w->nodes[i], local_now(w, i), &le);
+        if (link_usable(w, i, w->g.adj[k])) {
+            struct p4p_link_event le = {P4P_LINK_UP, 0, w->g.adj[k]};
+            p4p_node_link(w->nodes[i], local_now(w, i), &le);
+        }
     }
     drain(w, i);
     return 0;
@@ -475,6 +491,176 @@ static int schedule_crashes(struct sim_world *w)
     return w->failed ? P4P_ENOMEM : 0;
 }
 
+/* ---- Churn and partitions ------------------------------------------------------------------ */
+
+/* Whether the link between i and j may be up: both devices on, and no cut between them. (A
+ * crashed neighbour still counts: nobody is told of a crash, frames to it are lost.) */
+static int link_usable(const struct sim_world *w, uint32_t i, uint32_t j)
+{
+    if (w->offline != NULL && (w->offline[i] || w->offline[j])) {
+        return 0;
+    }
+    return !(w->partitioned && w->side[i] != w->side[j]);
+}
+
+/* Tells both ends that the link i - j came up or went down. */
+static void link_event(struct sim_world *w, uint32_t i, uint32_t j, enum p4p_link_kind kind)
+{
+    uint32_t ends[2] = {i, j};
+    for (int e = 0; e < 2; e++) {
+        uint32_t a = ends[e], b = ends[1 - e];
+        if (w->nodes[a] != NULL) {
+            struct p4p_link_event le = {kind, 0, b};
+            p4p_node_link(w->nodes[a], local_now(w, a), &le);
+            after_input(w, a);
+        }
+    }
+}
+
+/* A session or offline length with the given mean, from churn.distribution. */
+static double churn_sample(struct sim_world *w, double mean_s)
+{
+    const struct sim_config *c = &w->cfg;
+    double u = 1.0 - sim_rng_uniform(&w->churn_rng); /* (0, 1] */
+    switch (c->churn.dist) {
+    case SIM_CHURN_WEIBULL: /* scale from the mean: mean = lambda Gamma(1 + 1/k) */
+        return mean_s / tgamma(1.0 + 1.0 / c->churn.shape) * pow(-log(u), 1.0 / c->churn.shape);
+    case SIM_CHURN_PARETO: /* x_m from the mean: mean = x_m alpha / (alpha - 1) */
+        return mean_s * (c->churn.shape - 1.0) / c->churn.shape / pow(u, 1.0 / c->churn.shape);
+    default:
+        return -mean_s * log(u);
+    }
+}
+
+/* Schedules node i's next churn change: going offline (online == 1 now) or coming back. */
+static void churn_next(struct sim_world *w, uint32_t i, int online)
+{
+    const struct sim_config *c = &w->cfg;
+    double day = cos(2.0 * M_PI * (double)w->now / 86400e9);
+    double mean = online ? (double)c->churn.session_ns * (1.0 + c->churn.diurnal * day)
+                         : (double)c->churn.offline_ns * (1.0 - c->churn.diurnal * day);
+    double len = churn_sample(w, mean / 1e9) * 1e9;
+    uint64_t at = w->now + (len < 1e18 ? (uint64_t)len : (uint64_t)1e18);
+    if (at <= c->duration_ns && sim_queue_push(&w->q, at, EV_CHURN, i, online ? 0 : 1) != 0) {
+        w->failed = 1;
+    }
+}
+
+static int record_period(struct sim_world *w, int online, double s)
+{
+    if (w->session_n == w->periods_cap || w->offline_n == w->periods_cap) {
+        size_t cap = w->periods_cap ? w->periods_cap * 2 : 1024;
+        double *a = realloc(w->session_s, cap * sizeof(*a));
+        if (a != NULL) {
+            w->session_s = a;
+        }
+        double *b = realloc(w->offline_s, cap * sizeof(*b));
+        if (b != NULL) {
+            w->offline_s = b;
+        }
+        if (a == NULL || b == NULL) {
+            return P4P_ENOMEM;
+        }
+        w->periods_cap = cap;
+    }
+    if (online) {
+        w->session_s[w->session_n++] = s;
+    } else {
+        w->offline_s[w->offline_n++] = s;
+    }
+    return 0;
+}
+
+/* Node i's device goes off (up == 0) or comes back: its links go down or come up at both
+ * ends, its state stays. */
+static void churn(struct sim_world *w, uint32_t i, int up)
+{
+    if (record_period(w, !up, (double)(w->now - w->went_ns[i]) / 1e9) != 0) {
+        w->failed = 1;
+        return;
+    }
+    w->went_ns[i] = w->now;
+    if (!up) {
+        for (uint32_t k = w->g.off[i]; k < w->g.off[i + 1]; k++) {
+            if (link_usable(w, i, w->g.adj[k])) {
+                link_event(w, i, w->g.adj[k], P4P_LINK_DOWN);
+            }
+        }
+        w->offline[i] = 1;
+    } else {
+        w->offline[i] = 0;
+        for (uint32_t k = w->g.off[i]; k < w->g.off[i + 1]; k++) {
+            if (link_usable(w, i, w->g.adj[k])) {
+                link_event(w, i, w->g.adj[k], P4P_LINK_UP);
+            }
+        }
+    }
+    churn_next(w, i, up);
+}
+
+/* The cut: every link between the two sides goes down (arg 0) or comes back (arg 1). */
+static void partition(struct sim_world *w, int heal)
+{
+    if (!heal) {
+        for (uint32_t i = 0; i < w->n; i++) {
+            for (uint32_t k = w->g.off[i]; k < w->g.off[i + 1]; k++) {
+                uint32_t j = w->g.adj[k];
+                if (i < j && w->side[i] != w->side[j] && link_usable(w, i, j)) {
+                    link_event(w, i, j, P4P_LINK_DOWN);
+                    w->cut_links++;
+                }
+            }
+        }
+        w->partitioned = 1;
+        return;
+    }
+    w->partitioned = 0;
+    for (uint32_t i = 0; i < w->n; i++) {
+        for (uint32_t k = w->g.off[i]; k < w->g.off[i + 1]; k++) {
+            uint32_t j = w->g.adj[k];
+            if (i < j && w->side[i] != w->side[j] && link_usable(w, i, j)) {
+                link_event(w, i, j, P4P_LINK_UP);
+            }
+        }
+    }
+}
+
+static int churn_partition_setup(struct sim_world *w)
+{
+    const struct sim_config *c = &w->cfg;
+    if (c->churn.session_ns > 0) {
+        w->offline = calloc(w->n, 1);
+        w->went_ns = calloc(w->n, sizeof(*w->went_ns));
+        if (w->offline == NULL || w->went_ns == NULL) {
+            return P4P_ENOMEM;
+        }
+        sim_rng_derive(&w->churn_rng, c->seed, "churn", 0);
+        for (uint32_t i = 0; i < w->n; i++) {
+            churn_next(w, i, 1);
+        }
+    }
+    if (c->partition.at_ns > 0) {
+        w->side = calloc(w->n, 1);
+        if (w->side == NULL) {
+            return P4P_ENOMEM;
+        }
+        struct sim_rng r;
+        sim_rng_derive(&r, c->seed, "partition", 0);
+        uint32_t far = (uint32_t)(c->partition.fraction * w->n + 0.5);
+        for (uint32_t i = 0; i < w->n; i++) {
+            /* By position when there is one (a geographic split), else at random. */
+            w->side[i] = w->g.xy != NULL ? w->g.xy[2 * i] < c->partition.fraction
+                                         : sim_rng_below(&r, w->n) < far;
+        }
+        if (sim_queue_push(&w->q, c->partition.at_ns, EV_PARTITION, 0, 0) != 0 ||
+            (c->partition.heal_ns > 0 &&
+             sim_queue_push(&w->q, c->partition.heal_ns, EV_PARTITION, 0, 1) != 0)) {
+            return P4P_ENOMEM;
+        }
+    }
+    return w->failed ? P4P_ENOMEM : 0;
+}
+
 /* ---- The scenario's blob ----------------------------------------------------------------------
  */
 
@@ -533,6 +719,12 @@ static void blob_add(struct sim_world *w, int v)
 static void blob_ask(struct sim_world *w, uint32_t i, int v)
 {
     if (w->nodes[i] == NULL || w->bstate[v][i] != BLOB_WANTED || !w->bj[v].added) {
+        return;
+    }
+    if ((w->offline != NULL && w->offline[i])) {
+        if (sim_queue_push(&w->q, w->now + 1000000000ull, EV_BLOB_ASK, i, (uint32_t)v) != 0) {
+            w->failed = 1; /* asked again once the device is back */
+        }
         return;
     }
     int near = 0;
@@ -673,6 +865,10 @@ static void on_frame(struct sim_world *w, const struct sim_event *ev)
         null_frame(w, ev->node, p);
     } else if (w->nodes[ev->node] == NULL) {
         w->cs.dropped_down++; /* the receiver is down: the frame falls on deaf ears */
+    } else if (w->offline != NULL && w->offline[ev->node]) {
+        w->dropped_offline++; /* its device is off */
+    } else if (w->partitioned && w->side[p->src] != w->side[ev->node]) {
+        w->dropped_partition++; /* in flight when the cut came */
     } else {
         struct p4p_frame f = {p->iface, p->src, p->data, p->len};
         p4p_node_recv(w->nodes[ev->node], local_now(w, ev->node), &f);
@@ -690,7 +886,7 @@ static void publish(struct sim_world *w, uint32_t origin)
         uint8_t payload[65536];
         uint32_t len = w->cfg.workload.payload_bytes;
         sim_rng_bytes(&w->workload_rng, payload, len);
-        if (w->nodes[origin] == NULL) {
+        if (w->nodes[origin] == NULL || (w->offline != NULL && w->offline[origin])) {
             w->cs.publish_down++; /* the author's device is off: nothing is written */
             return;
         }
@@ -728,7 +924,8 @@ static void dispatch(struct sim_world *w, const struct sim_event *ev)
         on_frame(w, ev);
         break;
     case EV_TIMER:
-        if (w->timer_at[ev->node] == ev->time_ns && w->nodes[ev->node] != NULL) {
+        if (w->timer_at[ev->node] == ev->time_ns && w->nodes[ev->node] != NULL &&
+            (w->offline == NULL || !w->offline[ev->node])) {
             w->timer_at[ev->node] = P4P_TIME_NONE;
             p4p_node_timeout(w->nodes[ev->node], local_now(w, ev->node));
             after_input(w, ev->node);
@@ -743,6 +940,12 @@ static void dispatch(struct sim_world *w, const struct sim_event *ev)
         break;
     case EV_BLOB:
         blob_add(w, (int)ev->arg);
+        break;
+    case EV_CHURN:
+        churn(w, ev->node, (int)ev->arg);
+        break;
+    case EV_PARTITION:
+        partition(w, (int)ev->arg);
         break;
     case EV_BLOB_ASK:
         blob_ask(w, ev->node, (int)ev->arg);
@@ -827,6 +1030,7 @@ static int create_nodes(struct sim_world *w, char *err, size_t errlen)
         rc = start_node(w, i, err, errlen);
     }
     rc = rc ? rc : schedule_crashes(w);
+    rc = rc ? rc : churn_partition_setup(w);
     return rc ? rc : blob_setup(w);
 }
 
@@ -926,6 +1130,11 @@ void sim_world_destroy(struct sim_world *w)
     sim_disks_destroy(w->disks);
     free(w->life);
     free(w->clocks);
+    free(w->offline);
+    free(w->went_ns);
+    free(w->side);
+    free(w->session_s);
+    free(w->offline_s);
     free(w->catch_up_s);
     free(w->replayed);
     for (int v = 0; v < 2; v++) {
@@ -987,6 +1196,22 @@ p4p_node *sim_world_node(struct sim_world *w, uint32_t i)
 const struct sim_crash_stats *sim_world_crash_stats(const struct sim_world *w)
 {
     return &w->cs;
+}
+
+void sim_world_churn_means(const struct sim_world *w, double *session_s, uint64_t *sessions,
+                           double *offline_s, uint64_t *offlines)
+{
+    double a = 0, b = 0;
+    for (size_t k = 0; k < w->session_n; k++) {
+        a += w->session_s[k];
+    }
+    for (size_t k = 0; k < w->offline_n; k++) {
+        b += w->offline_s[k];
+    }
+    *session_s = w->session_n ? a / (double)w->session_n : 0;
+    *offline_s = w->offline_n ? b / (double)w->offline_n : 0;
+    *sessions = w->session_n;
+    *offlines = w->offline_n;
 }
 
 uint64_t sim_world_node_clock(const struct sim_world *w, uint32_t i)
@@ -1202,6 +1427,26 @@ static int write_storage(const struct sim_world *w, res_db *db)
     return rc;
 }
 
+/* Churn and partition figures: the periods as they happened, and what they cost. */
+static int write_churn(const struct sim_world *w, res_db *db)
+{
+    int rc = 0;
+    if (w->offline != NULL) {
+        struct res_summary s;
+        res_summarize(w->session_s, w->session_n, &s);
+        rc = res_stat(db, "churn_session_s", &s);
+        res_summarize(w->offline_s, w->offline_n, &s);
+        rc = rc ? rc : res_stat(db, "churn_offline_s", &s);
+        rc = rc ? rc : res_scalar(db, -1, "arrivals_dropped_offline", (double)w->dropped_offline);
+    }
+    if (rc == 0 && w->side != NULL) {
+        rc = res_scalar(db, -1, "partition_cut_links", (double)w->cut_links);
+        rc = rc ? rc
+                : res_scalar(db, -1, "arrivals_dropped_partition", (double)w->dropped_partition);
+    }
+    return rc;
+}
+
 /* Blob figures: how many wanted each version, how many got it, and how long it took. */
 static int write_blobs(const struct sim_world *w, res_db *db)
 {
@@ -1245,6 +1490,7 @@ int sim_world_write_results(const struct sim_world *w, res_db *db)
     rc = rc ? rc : res_scalar(db, -1, "topology_largest_component", largest);
     rc = rc ? rc : write_storage(w, db);
     rc = rc ? rc : write_blobs(w, db);
+    rc = rc ? rc : write_churn(w, db);
     for (uint32_t i = 0; i < w->n && rc == 0 && w->clocks != NULL; i++) {
         rc = res_scalar(db, i, "clock_offset_s", (double)w->clocks[i].offset_ns / 1e9);
         rc = rc ? rc : res_scalar(db, i, "clock_drift_ppm", (w->clocks[i].rate - 1.0) * 1e6);

@@ -87,6 +87,11 @@ const struct sim_crash_stats *sim_world_crash_stats(const struct sim_world *w);
 /* What node i's own clock reads now (clock.skew, clock.drift): the `now` its engine sees. */
 uint64_t sim_world_node_clock(const struct sim_world *w, uint32_t i);
 
+/* Churn so far: the mean length of completed online sessions and offline periods, seconds,
+ * and how many of each (0 without churn). */
+void sim_world_churn_means(const struct sim_world *w, double *session_s, uint64_t *sessions,
+                           double *offline_s, uint64_t *offlines);
+
 /* Fetchers that completed version v (0, or 1 for the edited one) of the scenario's blob. */
 uint32_t sim_world_blob_done(const struct sim_world *w, int v);
 

@@ -986,7 +986,7 @@ static void test_round_trip(void **state)
     c.link.queue_bytes = 65536;
     c.workload.rate_per_s = 0.5;
     sim_config_each(&c, collect, &kv);
-    assert_int_equal(kv.n, 52);
+    assert_int_equal(kv.n, 60);
     assert_string_equal(kv.key[0], "name");
     assert_string_equal(kv.key[2], "duration");
     assert_string_equal(kv.value[2], "90s");
@@ -999,11 +999,11 @@ static void test_round_trip(void **state)
     assert_string_equal(kv.value[7], "0.1");
     assert_string_equal(kv.key[30], "workload.rate");
     assert_string_equal(kv.value[30], "0.5/s");
-    assert_string_equal(kv.key[44], "storage.repair");
-    assert_string_equal(kv.value[44], "false");
-    assert_string_equal(kv.key[48], "crash.every_writes");
-    assert_string_equal(kv.key[51], "metrics.deliveries");
-    assert_string_equal(kv.value[51], "true");
+    assert_string_equal(kv.key[52], "storage.repair");
+    assert_string_equal(kv.value[52], "false");
+    assert_string_equal(kv.key[56], "crash.every_writes");
+    assert_string_equal(kv.key[59], "metrics.deliveries");
+    assert_string_equal(kv.value[59], "true");
 }
 
 /* A strict little JSON checker: objects, strings, numbers, true/false/null. */
@@ -1158,6 +1158,9 @@ static void test_json(void **state)
         "\"loss\":0,\"ge_p\":0,\"ge_r\":0.5,\"ge_k\":1,\"ge_h\":0,\"mtu\":\"1200B\"},"
         "\"gossip\":{\"interval\":\"1s\",\"fanout\":3,\"digest\":32,\"seen\":4096,\"store\":256},"
         "\"workload\":{\"updates\":100,\"rate\":\"1/s\",\"start\":\"10s\",\"payload\":\"64B\"},"
+        "\"churn\":{\"session\":\"0\",\"offline\":\"1min\",\"distribution\":\"exponential\","
+        "\"shape\":1.5,\"diurnal\":0},"
+        "\"partition\":{\"at\":\"0\",\"heal\":\"0\",\"fraction\":0.5},"
         "\"clock\":{\"skew\":\"0\",\"drift\":0},"
         "\"blob\":{\"size\":\"0B\",\"at\":\"10s\",\"source\":0,\"fetchers\":0,\"edit\":\"0B\","
         "\"edit_at\":\"0\"},"
