@@ -66,11 +66,12 @@ struct sim_config {
     } topology;
 
     struct {
-        uint64_t latency_ns;    /* per link, unless the topology file gives one */
-        uint64_t jitter_ns;     /* uniform extra delay in [0, jitter] per frame */
-        uint64_t bandwidth_bps; /* 0 = unlimited */
-        uint32_t queue_bytes;   /* transmit queue per directed link; 0 = unlimited */
-        double loss;            /* Bernoulli frame loss probability, [0, 1) */
+        uint64_t latency_ns;     /* per link, unless the topology file gives one ... */
+        uint64_t latency_max_ns; /* ... or, when above latency_ns, uniform in between per link */
+        uint64_t jitter_ns;      /* uniform extra delay in [0, jitter] per frame */
+        uint64_t bandwidth_bps;  /* 0 = unlimited */
+        uint32_t queue_bytes;    /* transmit queue per directed link; 0 = unlimited */
+        double loss;             /* Bernoulli frame loss probability, [0, 1) */
         /* Gilbert-Elliott burst loss instead (ge_p > 0): per directed link, P(Good -> Bad),
          * P(Bad -> Good), P(delivered | Good), P(delivered | Bad); sim/gilbert.h */
         double ge_p, ge_r, ge_k, ge_h;

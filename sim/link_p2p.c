@@ -23,6 +23,7 @@ struct p2p {
     struct sim_ge_params ge; /* burst loss when ge.p > 0 */
     uint8_t *ge_bad;         /* per directed slot: the Gilbert-Elliott state; NULL without */
     uint64_t *busy_until;    /* per directed slot; NULL when bandwidth is unlimited */
+    uint64_t *latency;       /* per directed slot, drawn (link.latency_max); else NULL */
     struct sim_rng rng;
 };
 
@@ -60,7 +61,9 @@ static void p2p_one(struct p2p *m, struct sim_world *w, uint32_t src, uint64_t s
         st->lost_loss++;
         return;
     }
-    uint64_t at = depart + (m->g->latency_ns ? m->g->latency_ns[slot] : m->latency_ns);
+    uint64_t at = depart + (m->g->latency_ns ? m->g->latency_ns[slot]
+                            : m->latency     ? m->latency[slot]
+                                             : m->latency_ns);
     if (m->jitter_ns > 0) {
         at += sim_rng_below(&m->rng, m->jitter_ns + 1);
     }
@@ -94,6 +97,7 @@ static void p2p_destroy(struct sim_link_model *base)
     struct p2p *m = (struct p2p *)base;
     free(m->busy_until);
     free(m->ge_bad);
+    free(m->latency);
     free(m);
 }
 
@@ -126,6 +130,27 @@ int sim_link_p2p_create(const struct sim_config *cfg, const struct sim_graph *g,
         }
     }
     sim_rng_derive(&m->rng, seed, "link", 0);
+    if (cfg->link.latency_max_ns > cfg->link.latency_ns && g->latency_ns == NULL) {
+        /* One latency per link, the same both ways, uniform in [latency, latency_max]. */
+        struct sim_rng r;
+        sim_rng_derive(&r, seed, "link-latency", 0);
+        m->latency = malloc((g->off[g->n] > 0 ? g->off[g->n] : 1) * sizeof(uint64_t));
+        if (m->latency == NULL) {
+            p2p_destroy(&m->base);
+            return P4P_ENOMEM;
+        }
+        uint64_t span = cfg->link.latency_max_ns - cfg->link.latency_ns;
+        for (uint32_t u = 0; u < g->n; u++) {
+            for (uint64_t s = g->off[u]; s < g->off[u + 1]; s++) {
+                uint32_t v = g->adj[s];
+                if (u < v) {
+                    uint64_t lat = cfg->link.latency_ns + sim_rng_below(&r, span + 1);
+                    m->latency[s] = lat;
+                    m->latency[sim_graph_slot(g, v, u)] = lat;
+                }
+            }
+        }
+    }
     if (cfg->link.ge_p > 0) {
         m->ge =
             (struct sim_ge_params){cfg->link.ge_p, cfg->link.ge_r, cfg->link.ge_k, cfg->link.ge_h};

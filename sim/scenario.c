@@ -169,6 +169,7 @@ static const struct field fields[] = {
     FIELD("topology.torus", T_BOOL, topology.torus, 0, 0, 0, "false", NULL),
     FIELD("topology.file", T_PATH, topology.file, 0, SIM_PATH_MAX - 1, 0, "", NULL),
     FIELD("link.latency", T_DURATION, link.latency_ns, 0, 0, R_NO_MAX, "10ms", NULL),
+    FIELD("link.latency_max", T_DURATION, link.latency_max_ns, 0, 0, R_NO_MAX, "0", NULL),
     FIELD("link.jitter", T_DURATION, link.jitter_ns, 0, 0, R_NO_MAX, "0", NULL),
     FIELD("link.bandwidth", T_BITRATE, link.bandwidth_bps, 1000, 0, R_NO_MAX | R_ZERO_OK, "0",
           NULL),
@@ -1653,6 +1654,10 @@ static int check_cross(struct ctx *c)
                       "be <= link.mtu %" PRIu32 "B, so at most %" PRIu32 "B",
                       cfg->workload.payload_bytes, overhead, cfg->link.mtu,
                       cfg->link.mtu - overhead);
+    }
+    if (cfg->link.latency_max_ns > 0 && cfg->link.latency_max_ns < cfg->link.latency_ns) {
+        return report(c, P4P_EINVAL, BLAME(c, "link.latency_max", "link.latency"),
+                      "link.latency_max must be at least link.latency (or 0 for fixed latency)");
     }
     if (cfg->link.ge_p > 0 && cfg->link.loss > 0) {
         return report(c, P4P_EINVAL, BLAME(c, "link.loss", "link.ge_p"),

@@ -181,6 +181,30 @@ static void test_gilbert_elliott(void **state)
     m->ops->destroy(m);
 }
 
+/* link.latency_max: one latency per link, uniform in [latency, latency_max], both ways. */
+static void test_uniform_latency(void **state)
+{
+    (void)state;
+    enum { N = 200 };
+    static uint32_t off[N + 1], adj[2 * (N - 1)];
+    struct sim_graph g;
+    star(&g, N, off, adj);
+    struct sim_link_model *m = model("link: {latency: 10ms, latency_max: 30ms}\n", &g);
+    arrival_count = 0;
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (uint32_t v = 1; v < N; v++) {
+        send(m, 0, v, 64, 0);
+        send(m, v, 0, 64, 0);
+        uint64_t a = arrivals[arrival_count - 2].at, b = arrivals[arrival_count - 1].at;
+        assert_int_equal(a, b); /* the same latency both ways */
+        assert_true(a >= 10000000 && a <= 30000000);
+        lo = a < lo ? a : lo;
+        hi = a > hi ? a : hi;
+    }
+    assert_true(lo < 12000000 && hi > 28000000); /* spread over the range */
+    m->ops->destroy(m);
+}
+
 static void test_mtu_no_link_broadcast(void **state)
 {
     (void)state;
@@ -206,8 +230,11 @@ static void test_mtu_no_link_broadcast(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_serialisation_and_latency), cmocka_unit_test(test_queue_limit),
-        cmocka_unit_test(test_loss_rate_and_jitter),      cmocka_unit_test(test_gilbert_elliott),
+        cmocka_unit_test(test_serialisation_and_latency),
+        cmocka_unit_test(test_queue_limit),
+        cmocka_unit_test(test_loss_rate_and_jitter),
+        cmocka_unit_test(test_gilbert_elliott),
+        cmocka_unit_test(test_uniform_latency),
         cmocka_unit_test(test_mtu_no_link_broadcast),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

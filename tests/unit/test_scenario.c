@@ -986,24 +986,24 @@ static void test_round_trip(void **state)
     c.link.queue_bytes = 65536;
     c.workload.rate_per_s = 0.5;
     sim_config_each(&c, collect, &kv);
-    assert_int_equal(kv.n, 60);
+    assert_int_equal(kv.n, 61);
     assert_string_equal(kv.key[0], "name");
     assert_string_equal(kv.key[2], "duration");
     assert_string_equal(kv.value[2], "90s");
     assert_string_equal(kv.key[3], "nodes.count");
-    assert_string_equal(kv.key[16], "link.bandwidth");
-    assert_string_equal(kv.value[16], "1500000bps");
-    assert_string_equal(kv.value[17], "65536B");
+    assert_string_equal(kv.key[17], "link.bandwidth");
+    assert_string_equal(kv.value[17], "1500000bps");
+    assert_string_equal(kv.value[18], "65536B");
     assert_string_equal(kv.value[14], "10ms");
-    assert_string_equal(kv.value[15], "0");
+    assert_string_equal(kv.value[16], "0");
     assert_string_equal(kv.value[7], "0.1");
-    assert_string_equal(kv.key[30], "workload.rate");
-    assert_string_equal(kv.value[30], "0.5/s");
-    assert_string_equal(kv.key[52], "storage.repair");
-    assert_string_equal(kv.value[52], "false");
-    assert_string_equal(kv.key[56], "crash.every_writes");
-    assert_string_equal(kv.key[59], "metrics.deliveries");
-    assert_string_equal(kv.value[59], "true");
+    assert_string_equal(kv.key[31], "workload.rate");
+    assert_string_equal(kv.value[31], "0.5/s");
+    assert_string_equal(kv.key[53], "storage.repair");
+    assert_string_equal(kv.value[53], "false");
+    assert_string_equal(kv.key[57], "crash.every_writes");
+    assert_string_equal(kv.key[60], "metrics.deliveries");
+    assert_string_equal(kv.value[60], "true");
 }
 
 /* A strict little JSON checker: objects, strings, numbers, true/false/null. */
@@ -1154,7 +1154,8 @@ static void test_json(void **state)
         "\"nodes\":{\"count\":100,\"app\":\"gossip\"},"
         "\"topology\":{\"kind\":\"random_geometric\",\"degree\":8,\"p\":0.1,\"m\":3,"
         "\"radius\":0.07,\"width\":0,\"height\":0,\"torus\":false,\"file\":\"\"},"
-        "\"link\":{\"latency\":\"10ms\",\"jitter\":\"0\",\"bandwidth\":\"0\",\"queue\":\"0B\","
+        "\"link\":{\"latency\":\"10ms\",\"latency_max\":\"0\",\"jitter\":\"0\",\"bandwidth\":\"0\","
+        "\"queue\":\"0B\","
         "\"loss\":0,\"ge_p\":0,\"ge_r\":0.5,\"ge_k\":1,\"ge_h\":0,\"mtu\":\"1200B\"},"
         "\"gossip\":{\"interval\":\"1s\",\"fanout\":3,\"digest\":32,\"seen\":4096,\"store\":256},"
         "\"workload\":{\"updates\":100,\"rate\":\"1/s\",\"start\":\"10s\",\"payload\":\"64B\"},"
