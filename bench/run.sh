@@ -13,6 +13,8 @@
 #      then a crashing simulation (scenarios/crash.yaml) on each backend
 #   5. a 100 MB blob between two nodes over a Wi-Fi and a BLE link (scenarios/blob-*.yaml)
 #   6. secure sessions: Noise and session handshakes/s, sealed transport against raw AEAD
+#   7. set reconciliation: rateless IBLT on two sets of 1,000,000 ids with 0 to 100,000
+#      differences (symbols, bytes, CPU)
 set -eu
 BUILD=${BUILD:-build}
 P4P="$BUILD/p4p"
@@ -71,3 +73,6 @@ done
 
 echo "== secure sessions"
 "$BUILD/bench/session_bench"
+
+echo "== rateless IBLT reconciliation (1,000,000 items a side)"
+"$BUILD/bench/riblt_bench"
