@@ -14,7 +14,8 @@
 #   5. a 100 MB blob between two nodes over a Wi-Fi and a BLE link (scenarios/blob-*.yaml)
 #   6. secure sessions: Noise and session handshakes/s, sealed transport against raw AEAD
 #   7. set reconciliation: rateless IBLT on two sets of 1,000,000 ids with 0 to 100,000
-#      differences (symbols, bytes, CPU)
+#      differences (symbols, bytes, CPU); negentropy range-based reconciliation likewise
+#      (rounds, bytes each way, CPU, with and without a frame limit)
 set -eu
 BUILD=${BUILD:-build}
 P4P="$BUILD/p4p"
@@ -76,3 +77,6 @@ echo "== secure sessions"
 
 echo "== rateless IBLT reconciliation (1,000,000 items a side)"
 "$BUILD/bench/riblt_bench"
+
+echo "== range-based set reconciliation, negentropy v1 (1,000,000 items a side)"
+"$BUILD/bench/rbsr_bench"

@@ -20,6 +20,7 @@ int cli_plot(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_hash(int argc, char **argv);
 int cli_link(int argc, char **argv);
+int cli_negentropy_harness(int argc, char **argv);
 
 /* Monotonic wall-clock seconds (for progress and wall figures only, never for results). */
 double cli_wall_s(void);

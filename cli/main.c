@@ -26,6 +26,8 @@ static void usage(FILE *out)
           "        SHA-256 of the simulated results (equal for equal scenario and seed)\n"
           "  link lora|ble|wifi OPTIONS [--json]\n"
           "        radio calculator: airtime, duty cycle, range, discovery, throughput\n"
+          "  negentropy-harness [--nonstandard [--buckets N]] < COMMANDS\n"
+          "        negentropy reference test-harness line protocol on stdin/stdout\n"
           "\n"
           "options:\n"
           "  -h, --help     this text\n"
@@ -82,6 +84,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "link") == 0) {
         return cli_link(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "negentropy-harness") == 0) {
+        return cli_negentropy_harness(argc - 1, argv + 1);
     }
     fprintf(stderr, "p4p: unknown command '%s'\n", cmd);
     usage(stderr);
