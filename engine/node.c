@@ -86,7 +86,10 @@ void p4p_node_public_key(const p4p_node *n, uint8_t out[32])
 
 void p4p_node_stats(const p4p_node *n, struct p4p_stats *out)
 {
-    *out = n->stats;
+    *out = (struct p4p_stats){0};
+#define NODE_STATS_COPY_(name) out->name = n->stats.name;
+    P4P_STATS_NODE(NODE_STATS_COPY_)
+#undef NODE_STATS_COPY_
     secure_stats(n, out);
     node_blob_stats(n, out);
 }

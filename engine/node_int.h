@@ -44,13 +44,21 @@ struct outbox {
     size_t byte_cap, byte_used;
 };
 
+/* The counters the node itself keeps (p4p.h's P4P_STATS_NODE); those of the session and blob
+ * layers live in their modules and are read when the host asks. */
+struct node_stats {
+#define NODE_STATS_FIELD_(name) uint64_t name;
+    P4P_STATS_NODE(NODE_STATS_FIELD_)
+#undef NODE_STATS_FIELD_
+};
+
 /* Fields touched by every input come first, so that a duplicate arriving (the most common
  * input in a flood) touches a few adjacent cache lines of the node. */
 struct p4p_node {
     struct p4p_config cfg;
     struct outbox ob;
     struct seen_set seen;
-    struct p4p_stats stats;
+    struct node_stats stats;
 
     struct neighbour *nbrs;
     uint32_t nbr_count, nbr_cap;

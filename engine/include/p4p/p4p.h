@@ -171,8 +171,9 @@ void p4p_config_default(struct p4p_config *cfg);
 
 /* ---- Statistics ---------------------------------------------------------------------------- */
 
-/* Every counter a node keeps; the host writes them all into results by name. */
-#define P4P_STATS(X)                                                                               \
+/* Every counter a node keeps; the host writes them all into results by name. The node's own
+ * counters, then those its session and blob layers keep (read from them when asked). */
+#define P4P_STATS_NODE(X)                                                                          \
     X(frames_in)                                                                                   \
     X(bytes_in)                                                                                    \
     X(frames_out)                                                                                  \
@@ -196,6 +197,9 @@ void p4p_config_default(struct p4p_config *cfg);
     X(stored)                                                                                      \
     X(replayed)                                                                                    \
     X(storage_dropped)                                                                             \
+    X(sess_send_dropped)
+
+#define P4P_STATS_LAYERS(X)                                                                        \
     X(sess_hs_started)                                                                             \
     X(sess_hs_completed)                                                                           \
     X(sess_hs_failed)                                                                              \
@@ -208,7 +212,6 @@ void p4p_config_default(struct p4p_config *cfg);
     X(sess_keepalives)                                                                             \
     X(sess_overhead_bytes)                                                                         \
     X(sess_sealed)                                                                                 \
-    X(sess_send_dropped)                                                                           \
     X(blob_msgs_in)                                                                                \
     X(blob_msgs_out)                                                                               \
     X(blob_bytes_fetched)                                                                          \
@@ -222,6 +225,8 @@ void p4p_config_default(struct p4p_config *cfg);
     X(blob_malformed)                                                                              \
     X(blob_done)                                                                                   \
     X(blob_failed)
+
+#define P4P_STATS(X) P4P_STATS_NODE(X) P4P_STATS_LAYERS(X)
 
 struct p4p_stats {
 #define P4P_STATS_FIELD_(name) uint64_t name;
