@@ -16,6 +16,8 @@
 #   7. set reconciliation: rateless IBLT on two sets of 1,000,000 ids with 0 to 100,000
 #      differences (symbols, bytes, CPU); negentropy range-based reconciliation likewise
 #      (rounds, bytes each way, CPU, with and without a frame limit)
+#   8. epidemic broadcast on 10,000 nodes: push gossip rounds and messages to 99 % / 100 %
+#      against log2 N + ln N, and Plumtree over HyParView (with loss and failures)
 set -eu
 BUILD=${BUILD:-build}
 P4P="$BUILD/p4p"
@@ -80,3 +82,6 @@ echo "== rateless IBLT reconciliation (1,000,000 items a side)"
 
 echo "== range-based set reconciliation, negentropy v1 (1,000,000 items a side)"
 "$BUILD/bench/rbsr_bench"
+
+echo "== epidemic broadcast, 10,000 nodes (push gossip and Plumtree over HyParView)"
+"$BUILD/bench/gossip_bench"
