@@ -895,17 +895,17 @@ static int sq_log_truncate(void *ctx, uint64_t count)
     return 0;
 }
 
-static int sq_kv_put(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+/* The common body of kv_put and chunk_put: one row (key, value, checksum) written by the
+ * given statement. Returns the number of rows changed (a duplicate chunk changes none), or a
+ * negative code. */
+static int put_row(struct storage_sqlite *s, int stmt, const uint8_t *key, size_t klen,
+                   const uint8_t *val, size_t vlen, uint32_t crc)
 {
-    struct storage_sqlite *s = ctx;
-    if ((key == NULL && klen > 0) || (val == NULL && vlen > 0)) {
-        return P4P_EINVAL;
-    }
     int rc = write_gate(s);
     if (rc != 0) {
         return rc;
     }
-    sqlite3_stmt *st = s->st[ST_KV_PUT];
+    sqlite3_stmt *st = s->st[stmt];
     int b = bind_blob(st, 1, key, klen);
     if (b == SQLITE_OK) {
         b = bind_blob(st, 2, val, vlen);
@@ -914,10 +914,23 @@ static int sq_kv_put(void *ctx, const uint8_t *key, size_t klen, const uint8_t *
         sqlite3_reset(st);
         return tx_fail(s, map_rc(b));
     }
-    sqlite3_bind_int64(st, 3, crc_kv(key, klen, val, vlen));
+    sqlite3_bind_int64(st, 3, crc);
     rc = run(st);
     if (rc != 0) {
         return tx_fail(s, rc);
+    }
+    return sqlite3_changes(s->db);
+}
+
+static int sq_kv_put(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+    struct storage_sqlite *s = ctx;
+    if ((key == NULL && klen > 0) || (val == NULL && vlen > 0)) {
+        return P4P_EINVAL;
+    }
+    int rc = put_row(s, ST_KV_PUT, key, klen, val, vlen, crc_kv(key, klen, val, vlen));
+    if (rc < 0) {
+        return rc;
     }
     s->pend_logical += klen + vlen;
     return 0;
@@ -1002,25 +1015,11 @@ static int sq_chunk_put(void *ctx, const uint8_t id[P4P_CHUNK_ID_LEN], const uin
     if (id == NULL || (data == NULL && len > 0)) {
         return P4P_EINVAL;
     }
-    int rc = write_gate(s);
-    if (rc != 0) {
+    int rc = put_row(s, ST_CHUNK_PUT, id, P4P_CHUNK_ID_LEN, data, len, crc_chunk(id, data, len));
+    if (rc < 0) {
         return rc;
     }
-    sqlite3_stmt *st = s->st[ST_CHUNK_PUT];
-    int b = bind_blob(st, 1, id, P4P_CHUNK_ID_LEN);
-    if (b == SQLITE_OK) {
-        b = bind_blob(st, 2, data, len);
-    }
-    if (b != SQLITE_OK) {
-        sqlite3_reset(st);
-        return tx_fail(s, map_rc(b));
-    }
-    sqlite3_bind_int64(st, 3, crc_chunk(id, data, len));
-    rc = run(st);
-    if (rc != 0) {
-        return tx_fail(s, rc);
-    }
-    if (sqlite3_changes(s->db) > 0) {
+    if (rc > 0) {
         s->pend_logical += len; /* a duplicate stores nothing */
     }
     return 0;
