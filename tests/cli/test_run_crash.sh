@@ -31,3 +31,11 @@ done
 printf 'nodes:\n  count: 10\ncrash:\n  rate: 1/h\n' >"$TMP/bad.yaml"
 expect_exit 2 "$P4P" run "$TMP/bad.yaml"
 expect_err "bad.yaml:4:9: crashes need storage"
+
+# The same with every frame in Noise sessions: restarted nodes greet their neighbours again
+# (IK, keys remembered in their stores) and nothing acknowledged is lost.
+expect_exit 0 "$P4P" run "$ROOT/scenarios/crash.yaml" --quiet --set security.sessions=true \
+    --out "$TMP/sec.sqlite"
+expect_out "coverage 1.0000"
+[ "$(scalar "$TMP/sec.sqlite" ops_lost_acked)" = "0.0" ] || fail "acknowledged updates lost"
+[ "$(scalar "$TMP/sec.sqlite" sess_bad_mac)" = "0.0" ] || fail "session MAC failures"
