@@ -444,7 +444,7 @@ static int on_update(p4p_node *n, const struct env_update *u, p4p_addr from)
     }
     n->stats.delivered++;
     node_hold(n, id, n->ob.bytes + off, len);
-    persist_update(n, id, n->ob.bytes + off, len, 0);
+    persist_update(n, n->ob.bytes + off, len, 0);
     struct p4p_event ev;
     event_of(&ev, P4P_EVENT_DELIVERED, id, u, hops, from);
     ob_event(n, &ev, payload_offset(u, off, len));
@@ -562,7 +562,7 @@ static int publish(p4p_node *n, p4p_time_ns now, const uint8_t *payload, size_t 
     }
     n->stats.published++;
     node_hold(n, id, n->ob.bytes + off, flen);
-    persist_update(n, id, n->ob.bytes + off, flen, 1);
+    persist_update(n, n->ob.bytes + off, flen, 1);
     struct p4p_event ev;
     event_of(&ev, P4P_EVENT_PUBLISHED, id, &u, 0, P4P_ADDR_BROADCAST);
     ob_event(n, &ev, payload_offset(&u, off, flen));

@@ -114,8 +114,7 @@ uint64_t node_random_below(p4p_node *n, uint64_t bound);
 int persist_open(p4p_node *n);
 /* Within an input: keeps an accepted update (its onward frame) and, for own updates, the
  * sequence number. A failure marks the node failed. */
-void persist_update(p4p_node *n, const uint8_t id[32], const uint8_t *frame, size_t len,
-                    int own_seq);
+void persist_update(p4p_node *n, const uint8_t *frame, size_t len, int own_seq);
 /* At the end of an input: commits; on failure the input's frames and events are withdrawn.
  * Returns rc, or the storage error. */
 int persist_end(p4p_node *n, int rc);

@@ -188,22 +188,32 @@ static void fail(p4p_node *n, int rc)
     }
 }
 
-void persist_update(p4p_node *n, const uint8_t id[32], const uint8_t *frame, size_t len,
-                    int own_seq)
+/* The store with this input's transaction open (begun on first use), or NULL when there is
+ * no store or the node has failed. */
+static const struct p4p_storage *txn(p4p_node *n)
 {
-    (void)id;
     if (!has_storage(n) || n->failed) {
-        return;
+        return NULL;
     }
     const struct p4p_storage *st = &n->env.storage;
-    int rc = 0;
     if (!n->txn_open) {
-        rc = st->ops->begin(st->ctx);
-        n->txn_open = rc == 0;
+        int rc = st->ops->begin(st->ctx);
+        if (rc != 0) {
+            fail(n, rc);
+            return NULL;
+        }
+        n->txn_open = 1;
     }
-    if (rc == 0) {
-        rc = st->ops->log_append(st->ctx, frame, len, NULL);
+    return st;
+}
+
+void persist_update(p4p_node *n, const uint8_t *frame, size_t len, int own_seq)
+{
+    const struct p4p_storage *st = txn(n);
+    if (st == NULL) {
+        return;
     }
+    int rc = st->ops->log_append(st->ctx, frame, len, NULL);
     if (rc == 0 && own_seq) {
         uint8_t b[8];
         store_put_prefix(b, n->next_seq);
@@ -218,16 +228,8 @@ void persist_update(p4p_node *n, const uint8_t id[32], const uint8_t *frame, siz
 
 void persist_kv(p4p_node *n, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
 {
-    if (!has_storage(n) || n->failed) {
-        return;
-    }
-    const struct p4p_storage *st = &n->env.storage;
-    int rc = 0;
-    if (!n->txn_open) {
-        rc = st->ops->begin(st->ctx);
-        n->txn_open = rc == 0;
-    }
-    rc = rc ? rc : st->ops->kv_put(st->ctx, key, klen, val, vlen);
+    const struct p4p_storage *st = txn(n);
+    int rc = st == NULL ? 0 : st->ops->kv_put(st->ctx, key, klen, val, vlen);
     if (rc != 0) {
         fail(n, rc);
     }

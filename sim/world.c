@@ -92,7 +92,7 @@ struct sim_world {
     struct sim_crash_stats cs;
     double *catch_up_s; /* one per restart that caught up */
     double *replayed;   /* records replayed, one per restart */
-    uint32_t restart_cap;
+    size_t restart_cap;
     double (*wall_s)(void);
     struct node_clock *clocks; /* NULL: every node reads simulated time */
     /* churn and partitions */
@@ -369,24 +369,25 @@ static void check_failed(struct sim_world *w, uint32_t i, const char *what,
              i, (double)w->now / 1e9, what, got->count, want->count, w->cfg.seed);
 }
 
-static int grow_restarts(struct sim_world *w)
+/* Doubles two parallel arrays of doubles (from 64 entries) once *cap is used up. */
+static int grow_pair(double **a, double **b, size_t used, size_t *cap)
 {
-    if (w->cs.restarts < w->restart_cap) {
+    if (used < *cap) {
         return 0;
     }
-    uint32_t cap = w->restart_cap ? w->restart_cap * 2 : 64;
-    double *a = realloc(w->catch_up_s, cap * sizeof(*a));
-    if (a != NULL) {
-        w->catch_up_s = a;
+    size_t c = *cap ? *cap * 2 : 64;
+    double *x = realloc(*a, c * sizeof(*x));
+    if (x != NULL) {
+        *a = x;
     }
-    double *b = realloc(w->replayed, cap * sizeof(*b));
-    if (b != NULL) {
-        w->replayed = b;
+    double *y = realloc(*b, c * sizeof(*y));
+    if (y != NULL) {
+        *b = y;
     }
-    if (a == NULL || b == NULL) {
+    if (x == NULL || y == NULL) {
         return P4P_ENOMEM;
     }
-    w->restart_cap = cap;
+    *cap = c;
     return 0;
 }
 
@@ -396,7 +397,7 @@ static void restart(struct sim_world *w, uint32_t i)
 {
     struct life *l = &w->life[i];
     char err[256] = "";
-    if (grow_restarts(w) != 0) {
+    if (grow_pair(&w->catch_up_s, &w->replayed, w->cs.restarts, &w->restart_cap) != 0) {
         w->failed = 1;
         return;
     }
@@ -548,20 +549,9 @@ static void churn_next(struct sim_world *w, uint32_t i, int online)
 
 static int record_period(struct sim_world *w, int online, double s)
 {
-    if (w->session_n == w->periods_cap || w->offline_n == w->periods_cap) {
-        size_t cap = w->periods_cap ? w->periods_cap * 2 : 1024;
-        double *a = realloc(w->session_s, cap * sizeof(*a));
-        if (a != NULL) {
-            w->session_s = a;
-        }
-        double *b = realloc(w->offline_s, cap * sizeof(*b));
-        if (b != NULL) {
-            w->offline_s = b;
-        }
-        if (a == NULL || b == NULL) {
-            return P4P_ENOMEM;
-        }
-        w->periods_cap = cap;
+    size_t used = w->session_n > w->offline_n ? w->session_n : w->offline_n;
+    if (grow_pair(&w->session_s, &w->offline_s, used, &w->periods_cap) != 0) {
+        return P4P_ENOMEM;
     }
     if (online) {
         w->session_s[w->session_n++] = s;
