@@ -32,6 +32,7 @@
 #include <sodium.h>
 
 #include "cbor.h"
+#include "dgram_ring.h"
 #include "merkle.h"
 
 #define H           MERKLE_HASH_LEN
@@ -142,10 +143,7 @@ struct blob {
     struct request *reqs;
     struct cache_entry *cache;
     uint64_t cache_tick;
-    uint8_t *out_buf;
-    uint32_t *out_len;
-    p4p_addr *out_peer;
-    uint32_t out_head, out_count;
+    struct dgram_ring out;
     struct blob_event *ev;
     uint32_t ev_head, ev_count;
     uint8_t *scratch; /* slot_len: blob_read, serving without a cache, add_finish */
@@ -437,21 +435,17 @@ static int meta_store(struct blob *b, const uint8_t digest[H], uint64_t size, ui
 /* A buffer of cfg.mtu bytes for the next message, or NULL when the outbox is full. */
 static uint8_t *out_next(struct blob *b)
 {
-    if (b->out_count == b->cfg.outbox_max) {
+    uint8_t *p = dgram_ring_reserve(&b->out);
+    if (p == NULL) {
         b->stats.dropped_outbox_full++;
         b->need_pump = true;
-        return NULL;
     }
-    uint32_t i = (b->out_head + b->out_count) % b->cfg.outbox_max;
-    return b->out_buf + (size_t)i * b->cfg.mtu;
+    return p;
 }
 
 static void out_commit(struct blob *b, p4p_addr peer, size_t len, size_t payload)
 {
-    uint32_t i = (b->out_head + b->out_count) % b->cfg.outbox_max;
-    b->out_len[i] = (uint32_t)len;
-    b->out_peer[i] = peer;
-    b->out_count++;
+    dgram_ring_commit(&b->out, peer, len);
     b->stats.msgs_out++;
     b->stats.bytes_out += len;
     b->stats.payload_bytes_out += payload;
@@ -721,9 +715,9 @@ int blob_create(const struct blob_config *cfg, const struct blob_env *env, blob 
     b->slots = alloc(b, cfg->slots_max, sizeof(*b->slots));
     b->reqs = alloc(b, cfg->requests_max, sizeof(*b->reqs));
     b->cache = alloc(b, cfg->serve_cache_max, sizeof(*b->cache));
-    b->out_buf = alloc(b, cfg->outbox_max, cfg->mtu);
-    b->out_len = alloc(b, cfg->outbox_max, sizeof(*b->out_len));
-    b->out_peer = alloc(b, cfg->outbox_max, sizeof(*b->out_peer));
+    if (dgram_ring_init(&b->out, cfg->outbox_max, cfg->mtu) == 0) {
+        b->memory += dgram_ring_memory(&b->out);
+    }
     b->ev = alloc(b, cfg->event_max, sizeof(*b->ev));
     b->scratch = alloc(b, 1, b->slot_len);
     b->segbuf = alloc(b, 1, SEG_OBJ_MAX);
@@ -731,8 +725,7 @@ int blob_create(const struct blob_config *cfg, const struct blob_env *env, blob 
     b->meta_buf = alloc(b, 1, b->meta_cap);
     b->order = alloc(b, cfg->slots_max, sizeof(*b->order));
     if (!b->order || !b->xfers || !b->peer_pool || !b->slots || !b->reqs || !b->cache ||
-        !b->out_buf || !b->out_len || !b->out_peer || !b->ev || !b->scratch || !b->segbuf ||
-        !b->abuf || !b->meta_buf) {
+        !b->out.buf || !b->ev || !b->scratch || !b->segbuf || !b->abuf || !b->meta_buf) {
         blob_destroy(b);
         return P4P_ENOMEM;
     }
@@ -805,9 +798,7 @@ void blob_destroy(blob *b)
     free(b->slots);
     free(b->reqs);
     free(b->cache);
-    free(b->out_buf);
-    free(b->out_len);
-    free(b->out_peer);
+    dgram_ring_free(&b->out, 0);
     free(b->ev);
     free(b->scratch);
     free(b->segbuf);
@@ -2313,16 +2304,7 @@ int blob_cancel(blob *b, const struct cid *id)
 
 int blob_poll(blob *b, struct blob_msg *out)
 {
-    if (b->out_count == 0) {
-        return P4P_EAGAIN;
-    }
-    uint32_t i = b->out_head;
-    out->peer = b->out_peer[i];
-    out->data = b->out_buf + (size_t)i * b->cfg.mtu;
-    out->len = b->out_len[i];
-    b->out_head = (b->out_head + 1) % b->cfg.outbox_max;
-    b->out_count--;
-    return 0;
+    return dgram_ring_pop(&b->out, &out->peer, &out->data, &out->len);
 }
 
 int blob_poll_event(blob *b, struct blob_event *out)

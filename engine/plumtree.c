@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "cbor.h"
+#include "dgram_ring.h"
 #include "probe.h"
 
 struct apeer {
@@ -74,11 +75,6 @@ struct centry {
     p4p_time_ns at;  /* when it arrived */
 };
 
-struct out_meta {
-    p4p_addr peer;
-    uint32_t len;
-};
-
 struct plumtree {
     struct plumtree_config cfg;
     struct plumtree_env env;
@@ -111,9 +107,7 @@ struct plumtree {
     struct lazy_item *lazy;
     uint32_t lazy_count;
 
-    uint8_t *obuf;
-    struct out_meta *ometa;
-    uint32_t ohead, ocount;
+    struct dgram_ring out;
     struct plumtree_event *events;
     uint32_t ehead, ecount;
 
@@ -306,13 +300,13 @@ static int active_index(const struct plumtree *t, p4p_addr a)
 /* Starts a frame of `type` in the next outbox slot; false when the outbox is full (counted). */
 static bool out_open(struct plumtree *t, struct cbor_writer *w, enum plumtree_type type)
 {
-    if (t->ocount >= t->cfg.outbox_max) {
+    uint8_t *slot = dgram_ring_reserve(&t->out);
+    if (slot == NULL) {
         t->st.dropped_outbox_full++;
         return false;
     }
-    uint32_t slot = (t->ohead + t->ocount) % t->cfg.outbox_max;
     uint8_t head = (uint8_t)(PLUMTREE_VERSION << 4 | type);
-    cbor_writer_init(w, t->obuf + (size_t)slot * t->cfg.mtu, t->cfg.mtu);
+    cbor_writer_init(w, slot, t->cfg.mtu);
     cbor_put_raw(w, &head, 1);
     return true;
 }
@@ -325,10 +319,7 @@ static void out_close(struct plumtree *t, struct cbor_writer *w, p4p_addr to)
         t->st.dropped_outbox_full++;
         return;
     }
-    struct out_meta *m = &t->ometa[(t->ohead + t->ocount) % t->cfg.outbox_max];
-    m->peer = to;
-    m->len = (uint32_t)w->len;
-    t->ocount++;
+    dgram_ring_commit(&t->out, to, w->len);
     t->st.frames_out++;
     t->st.bytes_out += w->len;
     int i = active_index(t, to);
@@ -1490,11 +1481,12 @@ int plumtree_create(const struct plumtree_config *cfg, const struct plumtree_env
     t->cache_data = alloc(t, cfg->cache_max, cfg->payload_max);
     t->missing = alloc(t, cfg->missing_max, sizeof(*t->missing));
     t->lazy = alloc(t, cfg->ihave_max, sizeof(*t->lazy));
-    t->obuf = alloc(t, cfg->outbox_max, cfg->mtu);
-    t->ometa = alloc(t, cfg->outbox_max, sizeof(*t->ometa));
+    if (dgram_ring_init(&t->out, cfg->outbox_max, cfg->mtu) == 0) {
+        t->memory += dgram_ring_memory(&t->out);
+    }
     t->events = alloc(t, cfg->event_max, sizeof(*t->events));
     if (!t->active || !t->passive || !t->pick || !t->seen_ring || !t->seen_slots || !t->cache ||
-        !t->cache_data || !t->missing || !t->lazy || !t->obuf || !t->ometa || !t->events) {
+        !t->cache_data || !t->missing || !t->lazy || !t->out.buf || !t->events) {
         plumtree_destroy(t);
         return P4P_ENOMEM;
     }
@@ -1518,8 +1510,7 @@ void plumtree_destroy(plumtree *t)
     free(t->cache_data);
     free(t->missing);
     free(t->lazy);
-    free(t->obuf);
-    free(t->ometa);
+    dgram_ring_free(&t->out, 0);
     free(t->events);
     free(t);
 }
@@ -1772,16 +1763,7 @@ p4p_time_ns plumtree_deadline(const plumtree *t)
 
 int plumtree_poll(plumtree *t, struct plumtree_frame *out)
 {
-    if (t->ocount == 0) {
-        return P4P_EAGAIN;
-    }
-    struct out_meta *m = &t->ometa[t->ohead];
-    out->peer = m->peer;
-    out->len = m->len;
-    out->data = t->obuf + (size_t)t->ohead * t->cfg.mtu;
-    t->ohead = (t->ohead + 1) % t->cfg.outbox_max;
-    t->ocount--;
-    return 0;
+    return dgram_ring_pop(&t->out, &out->peer, &out->data, &out->len);
 }
 
 int plumtree_poll_event(plumtree *t, struct plumtree_event *out)

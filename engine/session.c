@@ -18,6 +18,7 @@
 
 #include <sodium.h>
 
+#include "dgram_ring.h"
 #include "probe.h"
 
 #define WIN_WORDS      32 /* 2048-bit replay bitmap */
@@ -70,11 +71,6 @@ struct session {
     p4p_time_ns last_send, last_recv, timer_at;
 };
 
-struct outbox_meta {
-    p4p_addr peer;
-    uint32_t len;
-};
-
 struct session_table {
     struct session_config cfg;
     struct session_env env;
@@ -83,9 +79,7 @@ struct session_table {
     uint32_t used_count, free_head; /* free list through free_next; UINT32_MAX ends it */
     uint32_t *index;                /* slot + 1 by address hash; 0 = empty */
     uint32_t index_mask;
-    uint8_t *obuf;
-    struct outbox_meta *ometa;
-    uint32_t ohead, ocount;
+    struct dgram_ring out;
     struct session_event *events;
     uint32_t ehead, ecount;
     struct session_stats st;
@@ -257,11 +251,9 @@ int session_table_create(const struct session_config *cfg, const struct session_
     t->index_mask = index_cap - 1;
     t->slots = calloc(cfg->session_max, sizeof(*t->slots));
     t->index = calloc(index_cap, sizeof(*t->index));
-    t->obuf = calloc(cfg->outbox_max, cfg->mtu);
-    t->ometa = calloc(cfg->outbox_max, sizeof(*t->ometa));
     t->events = calloc(cfg->event_max, sizeof(*t->events));
-    if (t->slots == NULL || t->index == NULL || t->obuf == NULL || t->ometa == NULL ||
-        t->events == NULL) {
+    if (t->slots == NULL || t->index == NULL || t->events == NULL ||
+        dgram_ring_init(&t->out, cfg->outbox_max, cfg->mtu) != 0) {
         session_table_destroy(t);
         return P4P_ENOMEM;
     }
@@ -282,13 +274,9 @@ void session_table_destroy(session_table *t)
     if (t->slots != NULL) {
         sodium_memzero(t->slots, (size_t)t->cfg.session_max * sizeof(*t->slots));
     }
-    if (t->obuf != NULL) {
-        sodium_memzero(t->obuf, (size_t)t->cfg.outbox_max * t->cfg.mtu);
-    }
+    dgram_ring_free(&t->out, 1);
     free(t->slots);
     free(t->index);
-    free(t->obuf);
-    free(t->ometa);
     free(t->events);
     sodium_memzero(t, sizeof(*t));
     free(t);
@@ -331,19 +319,16 @@ static void slot_free(struct session_table *t, struct session *s)
 /* The next free outbox slot (mtu bytes), or NULL when the outbox is full (counted). */
 static uint8_t *out_reserve(struct session_table *t)
 {
-    if (t->ocount >= t->cfg.outbox_max) {
+    uint8_t *p = dgram_ring_reserve(&t->out);
+    if (p == NULL) {
         t->st.dropped_outbox_full++;
-        return NULL;
     }
-    return t->obuf + (size_t)((t->ohead + t->ocount) % t->cfg.outbox_max) * t->cfg.mtu;
+    return p;
 }
 
 static void out_commit(struct session_table *t, p4p_addr peer, size_t len)
 {
-    struct outbox_meta *m = &t->ometa[(t->ohead + t->ocount) % t->cfg.outbox_max];
-    m->peer = peer;
-    m->len = (uint32_t)len;
-    t->ocount++;
+    dgram_ring_commit(&t->out, peer, len);
     t->st.datagrams_out++;
 }
 
@@ -360,16 +345,7 @@ static int out_push(struct session_table *t, p4p_addr peer, const uint8_t *data,
 
 int session_poll(session_table *t, struct session_datagram *out)
 {
-    if (t->ocount == 0) {
-        return P4P_EAGAIN;
-    }
-    struct outbox_meta *m = &t->ometa[t->ohead];
-    out->peer = m->peer;
-    out->len = m->len;
-    out->data = t->obuf + (size_t)t->ohead * t->cfg.mtu;
-    t->ohead = (t->ohead + 1) % t->cfg.outbox_max;
-    t->ocount--;
-    return 0;
+    return dgram_ring_pop(&t->out, &out->peer, &out->data, &out->len);
 }
 
 static void event_push(struct session_table *t, const struct session *s,
