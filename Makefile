@@ -3,7 +3,7 @@
 #   make            build build/p4p (optimised, with debug info)
 #   make test       every test: unit tests (cmocka) and command-line tests
 #   make run        run scenarios/default.yaml, write results/out/default.sqlite and a PNG plot
-#   make bench      print the benchmark figures (event queue, flood)
+#   make bench      print the benchmark figures (bench/run.sh lists them)
 #   make bench-check  fail if protocol cost or instruction counts regressed (bench/baseline.txt)
 #   make asan       AddressSanitizer + UBSan build, then every test under it
 #   make install    PREFIX=/usr/local DESTDIR=  (uninstall likewise)
